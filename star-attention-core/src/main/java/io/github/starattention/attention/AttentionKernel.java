@@ -1,0 +1,32 @@
+package io.github.starattention.attention;
+
+import io.github.starattention.kv.KvLayout;
+import io.github.starattention.kv.KvStore;
+
+/**
+ * Computes partial attention of query tokens over the KV held in a {@link KvStore} it created.
+ *
+ * <p>A kernel owns the memory its stores live in (Java heap for the CPU kernel, GPU memory for CUDA), so stores
+ * are created through the kernel that reads them. Implementations are thread-safe: several layers or sessions may
+ * call {@link #attend} concurrently on different stores.
+ */
+public interface AttentionKernel extends AutoCloseable {
+
+    /** A short name for logs and reports, e.g. {@code cpu} or {@code cuda:0}. */
+    String name();
+
+    /** Creates an empty KV store for this kernel. */
+    KvStore createStore(KvLayout layout);
+
+    /**
+     * Attention of {@code query} over the keys of layer {@code layer} in {@code store} visible to each token
+     * (key position {@code <=} token position). Grouped-query attention maps query head {@code h} to KV head
+     * {@code h / (heads / kvHeads)}.
+     */
+    PartialAttention attend(KvStore store, int layer, AttentionQuery query);
+
+    /** Releases the kernel's resources; stores it created must not be used afterwards. */
+    @Override
+    default void close() {
+    }
+}

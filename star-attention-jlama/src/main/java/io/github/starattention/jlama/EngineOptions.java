@@ -1,0 +1,119 @@
+package io.github.starattention.jlama;
+
+import io.github.starattention.attention.Device;
+import io.github.starattention.plan.BlockPlan;
+
+/**
+ * How an engine encodes contexts.
+ *
+ * <p>Defaults: {@link Mode#STAR}, 4 blocks, anchor = block, {@link Device#AUTO} (CUDA when a GPU is usable, else
+ * CPU), threads = available processors. Give either {@code blocks} or {@code blockSize}. In {@link Mode#GLOBAL}
+ * the block settings are ignored and the context is one block.
+ *
+ * @param mode global or star
+ * @param blocks number of blocks (used when {@code blockSize} is 0)
+ * @param blockSize block size in tokens, 0 to derive it from {@code blocks}
+ * @param anchorSize anchor size in tokens, -1 for "same as the block"; 0 disables the anchor
+ * @param device attention kernels to use
+ * @param threads worker threads for the attention kernels and Jlama's operations
+ */
+public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize, Device device, int threads) {
+
+    public EngineOptions {
+        if (mode == null || device == null) {
+            throw new IllegalArgumentException("mode and device are required");
+        }
+        if (blocks < 1) {
+            throw new IllegalArgumentException("blocks must be at least 1, got " + blocks);
+        }
+        if (blockSize < 0) {
+            throw new IllegalArgumentException("block size must not be negative, got " + blockSize);
+        }
+        if (anchorSize < -1) {
+            throw new IllegalArgumentException("anchor size must be >= 0 (or -1 for the block size), got " + anchorSize);
+        }
+        if (blockSize > 0 && anchorSize > blockSize) {
+            throw new IllegalArgumentException("anchor size (" + anchorSize + ") must not exceed the block size (" + blockSize + ")");
+        }
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+    }
+
+    public static EngineOptions defaults() {
+        return builder().build();
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public Builder toBuilder() {
+        return new Builder().mode(mode).blocks(blocks).blockSize(blockSize).anchorSize(anchorSize).device(device).threads(threads);
+    }
+
+    /** The block plan for a context of {@code contextLength} tokens spread over {@code hosts} hosts. */
+    public BlockPlan plan(int contextLength, int hosts) {
+        if (mode == Mode.GLOBAL) {
+            if (hosts != 1) {
+                throw new IllegalArgumentException("global mode runs on one host; use star mode to spread a context over " + hosts);
+            }
+            return BlockPlan.global(contextLength);
+        }
+        BlockPlan.Builder b = BlockPlan.builder(contextLength).hosts(hosts);
+        if (blockSize > 0) {
+            b.blockSize(blockSize);
+        } else {
+            b.blocks(blocks);
+        }
+        if (anchorSize >= 0) {
+            b.anchorSize(anchorSize);
+        }
+        return b.build();
+    }
+
+    /** Builder; see the record for defaults. */
+    public static final class Builder {
+        private Mode mode = Mode.STAR;
+        private int blocks = BlockPlan.DEFAULT_BLOCKS;
+        private int blockSize;
+        private int anchorSize = -1;
+        private Device device = Device.AUTO;
+        private int threads = Runtime.getRuntime().availableProcessors();
+
+        public Builder mode(Mode mode) {
+            this.mode = mode;
+            return this;
+        }
+
+        public Builder blocks(int blocks) {
+            this.blocks = blocks;
+            this.blockSize = 0;
+            return this;
+        }
+
+        public Builder blockSize(int blockSize) {
+            this.blockSize = blockSize;
+            return this;
+        }
+
+        public Builder anchorSize(int anchorSize) {
+            this.anchorSize = anchorSize;
+            return this;
+        }
+
+        public Builder device(Device device) {
+            this.device = device;
+            return this;
+        }
+
+        public Builder threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        public EngineOptions build() {
+            return new EngineOptions(mode, blocks, blockSize, anchorSize, device, threads);
+        }
+    }
+}
