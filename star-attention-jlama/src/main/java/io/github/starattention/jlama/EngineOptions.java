@@ -15,9 +15,12 @@ import io.github.starattention.plan.BlockPlan;
  * @param blockSize block size in tokens, 0 to derive it from {@code blocks}
  * @param anchorSize anchor size in tokens, -1 for "same as the block"; 0 disables the anchor
  * @param device attention kernels to use
- * @param threads worker threads for the attention kernels and Jlama's operations
+ * @param threads worker threads for the attention kernels
+ * @param recomputeAnchor encode the anchor on its own instead of reusing block 0's first slots (same result, more
+ *     work; what a host that does not own block 0 does); default false
  */
-public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize, Device device, int threads) {
+public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize, Device device, int threads,
+                            boolean recomputeAnchor) {
 
     public EngineOptions {
         if (mode == null || device == null) {
@@ -49,7 +52,8 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
     }
 
     public Builder toBuilder() {
-        return new Builder().mode(mode).blocks(blocks).blockSize(blockSize).anchorSize(anchorSize).device(device).threads(threads);
+        return new Builder().mode(mode).blocks(blocks).blockSize(blockSize).anchorSize(anchorSize).device(device)
+                .threads(threads).recomputeAnchor(recomputeAnchor);
     }
 
     /** The block plan for a context of {@code contextLength} tokens spread over {@code hosts} hosts. */
@@ -80,6 +84,7 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
         private int anchorSize = -1;
         private Device device = Device.AUTO;
         private int threads = Runtime.getRuntime().availableProcessors();
+        private boolean recomputeAnchor;
 
         public Builder mode(Mode mode) {
             this.mode = mode;
@@ -112,8 +117,13 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
             return this;
         }
 
+        public Builder recomputeAnchor(boolean recomputeAnchor) {
+            this.recomputeAnchor = recomputeAnchor;
+            return this;
+        }
+
         public EngineOptions build() {
-            return new EngineOptions(mode, blocks, blockSize, anchorSize, device, threads);
+            return new EngineOptions(mode, blocks, blockSize, anchorSize, device, threads, recomputeAnchor);
         }
     }
 }

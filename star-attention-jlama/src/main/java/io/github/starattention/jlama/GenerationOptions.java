@@ -15,7 +15,7 @@ import java.util.function.BooleanSupplier;
  * @param temperature 0 for greedy, otherwise the softmax temperature
  * @param topP nucleus sampling threshold in (0, 1]
  * @param seed seed of the sampler's random generator (sampling is reproducible for a seed)
- * @param stopStrings generation stops when the output ends with one of these; it is removed from the text
+ * @param stopStrings generation stops as soon as the output contains one of these; the text is cut before it
  * @param cancelled polled between tokens; true stops generation with {@link FinishReason#CANCELLED}
  */
 public record GenerationOptions(int maxNewTokens, float temperature, float topP, long seed, List<String> stopStrings,

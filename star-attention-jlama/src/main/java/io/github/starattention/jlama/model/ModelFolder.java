@@ -1,0 +1,155 @@
+package io.github.starattention.jlama.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.github.tjake.jlama.model.AbstractModel;
+import com.github.tjake.jlama.model.ModelSupport;
+import com.github.tjake.jlama.safetensors.Config;
+import com.github.tjake.jlama.safetensors.DType;
+import com.github.tjake.jlama.safetensors.SafeTensorSupport;
+import com.github.tjake.jlama.safetensors.WeightLoader;
+import com.github.tjake.jlama.safetensors.tokenizer.Tokenizer;
+import io.github.starattention.rope.RopeScaling;
+import io.github.starattention.rope.RotaryEmbedding;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.reflect.InvocationTargetException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * A Hugging Face model folder ({@code config.json}, safetensors, {@code tokenizer.json}) checked for what Star
+ * Attention supports, and the loaders of our model and of stock Jlama (the baseline in tests and benchmarks) with the
+ * same number formats.
+ */
+public final class ModelFolder {
+
+    /** {@code model_type}s whose blocks {@link StarLlamaModel} builds. */
+    public static final Set<String> SUPPORTED_TYPES = Set.of("llama", "mistral", "qwen2");
+
+    private final Path dir;
+    private final JsonNode config;
+    private final String modelType;
+
+    private ModelFolder(Path dir, JsonNode config, String modelType) {
+        this.dir = dir;
+        this.config = config;
+        this.modelType = modelType;
+    }
+
+    /**
+     * Checks {@code dir}.
+     *
+     * @throws IllegalArgumentException naming the missing file or the unsupported model type
+     */
+    public static ModelFolder open(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("model folder " + dir + " does not exist or is not a directory");
+        }
+        Path configFile = dir.resolve("config.json");
+        if (!Files.isRegularFile(configFile)) {
+            throw new IllegalArgumentException("model folder " + dir + " has no config.json");
+        }
+        if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+            throw new IllegalArgumentException("model folder " + dir + " has no tokenizer.json");
+        }
+        try (Stream<Path> files = Files.list(dir)) {
+            if (files.noneMatch(p -> p.getFileName().toString().endsWith(".safetensors"))) {
+                throw new IllegalArgumentException("model folder " + dir + " has no .safetensors weights");
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list model folder " + dir, e);
+        }
+        JsonNode config;
+        try {
+            config = new ObjectMapper().readTree(configFile.toFile());
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot parse " + configFile + ": " + e.getMessage(), e);
+        }
+        String type = config.path("model_type").asText("");
+        if (!SUPPORTED_TYPES.contains(type)) {
+            throw new IllegalArgumentException("unsupported model_type '" + type + "' in " + configFile
+                    + " (supported: llama, mistral, qwen2)");
+        }
+        return new ModelFolder(dir, config, type);
+    }
+
+    public Path directory() {
+        return dir;
+    }
+
+    public String modelType() {
+        return modelType;
+    }
+
+    /** {@code max_position_embeddings}. */
+    public int maxPositions() {
+        return config.path("max_position_embeddings").asInt(2048);
+    }
+
+    /** Head dimension: {@code head_dim}, else {@code hidden_size / num_attention_heads}. */
+    public int headDim() {
+        if (config.hasNonNull("head_dim")) {
+            return config.get("head_dim").asInt();
+        }
+        return config.path("hidden_size").asInt() / config.path("num_attention_heads").asInt();
+    }
+
+    /** The rotary embedding {@code config.json} describes ({@code rope_theta}, {@code rope_scaling}). */
+    public RotaryEmbedding rotaryEmbedding() {
+        double theta = config.path("rope_theta").asDouble(10000.0);
+        return new RotaryEmbedding(headDim(), theta, ropeScaling(config.get("rope_scaling")), maxPositions());
+    }
+
+    static RopeScaling ropeScaling(JsonNode node) {
+        if (node == null || node.isNull()) {
+            return RopeScaling.NONE;
+        }
+        String type = node.hasNonNull("rope_type") ? node.get("rope_type").asText() : node.path("type").asText("default");
+        return switch (type) {
+            case "default" -> RopeScaling.NONE;
+            case "linear" -> RopeScaling.linear(node.path("factor").asDouble());
+            case "llama3" -> RopeScaling.llama3(node.path("factor").asDouble(), node.path("low_freq_factor").asDouble(),
+                    node.path("high_freq_factor").asDouble(), node.path("original_max_position_embeddings").asInt());
+            default -> new RopeScaling(type, 1, 0, 0, 0);
+        };
+    }
+
+    /** Loads the model with Star Attention layers. */
+    public StarLlamaModel loadStar(WeightFormat format) {
+        return (StarLlamaModel) load(format, true);
+    }
+
+    /** Loads stock Jlama's model (its own attention and KV cache) with the same number formats. */
+    public AbstractModel loadStock(WeightFormat format) {
+        return load(format, false);
+    }
+
+    private AbstractModel load(WeightFormat format, boolean star) {
+        try {
+            ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
+            Config c = com.github.tjake.jlama.util.JsonSupport.om.readValue(dir.resolve("config.json").toFile(), type.configClass);
+            Tokenizer tokenizer = type.tokenizerClass.getConstructor(Path.class).newInstance(dir);
+            WeightLoader weights = SafeTensorSupport.loadWeights(dir.toFile());
+            Optional<DType> modelQ = format.modelQuantization();
+            DType workingQ = format.workingQuantization();
+            AbstractModel.InferenceType inference = AbstractModel.InferenceType.FULL_GENERATION;
+            if (star) {
+                return new StarLlamaModel(inference, c, weights, tokenizer, DType.F32, workingQ, modelQ);
+            }
+            return type.modelClass.getConstructor(AbstractModel.InferenceType.class, Config.class, WeightLoader.class,
+                    Tokenizer.class, DType.class, DType.class, Optional.class)
+                    .newInstance(inference, c, weights, tokenizer, DType.F32, workingQ, modelQ);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot load model from " + dir, e);
+        } catch (InvocationTargetException e) {
+            throw e.getCause() instanceof RuntimeException re ? re
+                    : new IllegalStateException("cannot load model from " + dir + ": " + e.getCause(), e.getCause());
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot load model from " + dir + ": " + e, e);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+package io.github.starattention.jlama.model;
+
+import com.github.tjake.jlama.math.VectorMath;
+import com.github.tjake.jlama.model.MLPBlock;
+import com.github.tjake.jlama.model.RMSNorm;
+import com.github.tjake.jlama.model.TransformerBlock;
+import com.github.tjake.jlama.model.llama.LlamaModel;
+import com.github.tjake.jlama.safetensors.Config;
+import com.github.tjake.jlama.safetensors.DType;
+import com.github.tjake.jlama.safetensors.WeightLoader;
+import com.github.tjake.jlama.safetensors.tokenizer.Tokenizer;
+import com.github.tjake.jlama.tensor.AbstractTensor;
+import com.github.tjake.jlama.tensor.operations.TensorOperationsProvider;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Optional;
+import java.util.stream.IntStream;
+
+/**
+ * A Jlama Llama-family model (Llama, Mistral, Qwen2: the same block structure, Qwen2 adding Q/K/V biases) whose
+ * attention layers are {@link StarSelfAttention}. Jlama loads the weights and runs embeddings, norms, projections and
+ * the MLP; attention, positions and the KV cache are ours. Forward passes go through {@link #forward(int[],
+ * AttentionCall)}, never through Jlama's {@code generate}.
+ */
+public final class StarLlamaModel extends LlamaModel {
+
+    public StarLlamaModel(InferenceType type, Config config, WeightLoader weights, Tokenizer tokenizer,
+                          DType workingDType, DType workingQType, Optional<DType> modelQType) {
+        super(type, config, weights, tokenizer, workingDType, workingQType, modelQType);
+    }
+
+    @Override
+    protected TransformerBlock[] loadTransformerBlockWeights() {
+        DType qType = modelQType.orElse(modelDType);
+        boolean qkvBias = weights.isWeightPresent("model.layers." + c.dctx().layerStart + ".self_attn.q_proj.bias");
+        TransformerBlock[] blocks = new TransformerBlock[c.dctx().numberOfLayers];
+        IntStream.range(c.dctx().layerStart, c.dctx().layerEnd).parallel().forEach(i -> {
+            int layer = i - c.dctx().layerStart;
+            String base = "model.layers." + i + ".";
+            String attn = base + "self_attn.";
+            StarSelfAttention attention = new StarSelfAttention(this, layer,
+                    bias(qkvBias, attn + "q_proj.bias", qType),
+                    bias(qkvBias, attn + "k_proj.bias", qType),
+                    bias(qkvBias, attn + "v_proj.bias", qType),
+                    weights.load(attn + "q_proj.weight", c.dctx(), true, false).quantize(qType),
+                    weights.load(attn + "k_proj.weight", c.dctx(), true, false).quantize(qType),
+                    weights.load(attn + "v_proj.weight", c.dctx(), true, false).quantize(qType),
+                    weights.load(attn + "o_proj.weight", c.dctx(), false, true).quantize(qType));
+            String mlp = base + "mlp.";
+            MLPBlock ff = new MLPBlock(this, c.activationFunction,
+                    weights.load(mlp + "gate_proj.weight", c.dctx(), true, false).quantize(qType),
+                    weights.load(mlp + "down_proj.weight", c.dctx(), false, true).quantize(qType),
+                    weights.load(mlp + "up_proj.weight", c.dctx(), true, false).quantize(qType));
+            blocks[layer] = new TransformerBlock(this, layer,
+                    new RMSNorm(this, weights.load(base + "input_layernorm.weight").quantize(qType)),
+                    attention,
+                    new RMSNorm(this, weights.load(base + "post_attention_layernorm.weight").quantize(qType)),
+                    ff);
+        });
+        return blocks;
+    }
+
+    private Optional<AbstractTensor> bias(boolean present, String name, DType qType) {
+        return present ? Optional.of(weights.load(name).quantize(qType)) : Optional.empty();
+    }
+
+    /**
+     * Runs {@code tokens} through every layer with {@code call} as the attention context and returns the final
+     * hidden states {@code [tokens][embeddingLength]} (the caller closes the tensor).
+     */
+    public AbstractTensor forward(int[] tokens, AttentionCall call) {
+        call.bind();
+        try {
+            return forward(embedInput.batchInputsToEmbeddings(tokens, 0), 0, null, Optional.empty());
+        } finally {
+            AttentionCall.unbind();
+        }
+    }
+
+    /** Logits (before any softmax) of row {@code row} of the hidden states {@code hidden}. */
+    public float[] logits(AbstractTensor hidden, int row) {
+        try (AbstractTensor h = makeDenseTensor(1, c.embeddingLength)) {
+            h.copyFrom(hidden, row * c.embeddingLength, 0, c.embeddingLength);
+            return logitsOfRow(h);
+        }
+    }
+
+    private float[] logitsOfRow(AbstractTensor h) {
+        try (AbstractTensor normed = sampleOutput.getOutputLayerNorm().forward(h);
+             AbstractTensor out = makeDenseTensor(1, c.vocabularySize)) {
+            VectorMath.pchunk(0, c.vocabularySize, (start, len) -> TensorOperationsProvider.get()
+                    .dotProductChunk(out, normed, sampleOutput.getOutputLogitsWeights(), 0, c.embeddingLength, start, len));
+            float[] logits = new float[c.vocabularySize];
+            MemorySegment.copy(out.getMemorySegment(), ValueLayout.JAVA_FLOAT, 0, logits, 0, logits.length);
+            if (c.logitMultiplier != null) {
+                for (int i = 0; i < logits.length; i++) {
+                    logits[i] /= c.logitMultiplier;
+                }
+            }
+            return logits;
+        }
+    }
+
+    /** Jlama's activation quantization before a projection (a no-op copy when the working types agree). */
+    AbstractTensor quantizeActivations(AbstractTensor t) {
+        return maybeQuantize(t);
+    }
+}
