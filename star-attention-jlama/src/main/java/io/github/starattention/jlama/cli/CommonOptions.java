@@ -1,0 +1,98 @@
+package io.github.starattention.jlama.cli;
+
+import io.github.starattention.attention.Device;
+import io.github.starattention.jlama.EngineOptions;
+import io.github.starattention.jlama.Mode;
+import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.model.WeightFormat;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** Options shared by the commands that load a model and build an engine (a picocli mixin). */
+public final class CommonOptions {
+
+    @Option(names = "--model", paramLabel = "DIR", description = "Model folder (default: the bundled tiny-ruler-llama).")
+    Path model;
+
+    @Option(names = "--blocks", paramLabel = "N", description = "Number of context blocks (default 4).")
+    Integer blocks;
+
+    @Option(names = "--block-size", paramLabel = "N", description = "Block size in tokens (instead of --blocks).")
+    Integer blockSize;
+
+    @Option(names = "--anchor-size", paramLabel = "N", description = "Anchor size in tokens (default: the block size; 0 = none).")
+    Integer anchorSize;
+
+    @Option(names = "--device", paramLabel = "cpu|cuda|auto", defaultValue = "auto",
+            description = "Attention kernels: cpu, cuda or auto (CUDA when a GPU is usable). Default: ${DEFAULT-VALUE}.")
+    String device;
+
+    @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores).")
+    Integer threads;
+
+    @Option(names = "--weights", paramLabel = "F32|AS_STORED|Q4", defaultValue = "F32",
+            description = "Weights in memory: F32 (exact), AS_STORED or Q4. Default: ${DEFAULT-VALUE}.")
+    WeightFormat weights;
+
+    @Option(names = "--verbose", description = "Print stack traces and debug logs.")
+    boolean verbose;
+
+    /** The model folder: {@code --model}, else the bundled model. */
+    public Path modelDir() {
+        if (model != null) {
+            return model;
+        }
+        return bundledModel();
+    }
+
+    /** The bundled model: {@code $STAR_ATTENTION_HOME/models/tiny-ruler-llama}, else relative to the working directory. */
+    public static Path bundledModel() {
+        String home = System.getProperty("star.attention.home", System.getenv("STAR_ATTENTION_HOME"));
+        Path base = home != null ? Path.of(home) : Path.of("");
+        Path p = base.resolve("models/tiny-ruler-llama");
+        if (!Files.isDirectory(p)) {
+            throw new IllegalArgumentException("the bundled model is not at " + p.toAbsolutePath() + "; pass --model DIR");
+        }
+        return p;
+    }
+
+    public int threadCount() {
+        return threads != null ? threads : Runtime.getRuntime().availableProcessors();
+    }
+
+    public Device deviceValue() {
+        return switch (device.toLowerCase(java.util.Locale.ROOT)) {
+            case "cpu" -> Device.CPU;
+            case "cuda" -> Device.CUDA;
+            case "auto" -> Device.AUTO;
+            default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
+        };
+    }
+
+    /** Loads the model (and sets Jlama's thread count before it starts). */
+    public StarAttentionModel loadModel() {
+        if (threads != null && threads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        }
+        return StarAttentionModel.load(modelDir(), weights, threadCount());
+    }
+
+    /** Engine options for {@code mode} from the block flags. */
+    public EngineOptions engineOptions(Mode mode) {
+        if (blocks != null && blockSize != null) {
+            throw new IllegalArgumentException("give either --blocks or --block-size, not both");
+        }
+        EngineOptions.Builder b = EngineOptions.builder().mode(mode).device(deviceValue()).threads(threadCount());
+        if (blocks != null) {
+            b.blocks(blocks);
+        }
+        if (blockSize != null) {
+            b.blockSize(blockSize);
+        }
+        if (anchorSize != null) {
+            b.anchorSize(anchorSize);
+        }
+        return b.build();
+    }
+}

@@ -1,0 +1,16 @@
+package io.github.starattention.jlama.cli;
+
+/** Log levels of the command line's SLF4J simple provider: warnings only, or debug with {@code --verbose}. */
+final class Logging {
+
+    private Logging() {
+    }
+
+    static void configure(boolean verbose) {
+        String key = "org.slf4j.simpleLogger.defaultLogLevel";
+        if (System.getProperty(key) == null) {
+            System.setProperty(key, verbose ? "debug" : "warn");
+        }
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+    }
+}
