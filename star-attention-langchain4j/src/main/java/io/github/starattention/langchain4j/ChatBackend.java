@@ -89,10 +89,11 @@ final class ChatBackend implements AutoCloseable {
         boolean ownModel = false;
         try {
             if (b.engine != null) {
-                if (b.hasEngineOptions() || b.model != null || b.modelPath != null || b.weightFormat != null) {
+                if (b.hasEngineOptions() || b.model != null || b.modelPath != null || b.weightFormat != null
+                        || b.threads > 0) {
                     throw new IllegalArgumentException("engine(...) was given: configure mode, blocks, blockSize, "
-                            + "anchorSize, device, model, modelPath and weightFormat on that engine, not on the chat "
-                            + "model builder");
+                            + "anchorSize, device, threads, model, modelPath and weightFormat on that engine, not on "
+                            + "the chat model builder");
                 }
                 built = b.engine;
                 loaded = built.model();
@@ -330,7 +331,7 @@ final class ChatBackend implements AutoCloseable {
         } catch (java.util.concurrent.TimeoutException e) {
             throw new TimeoutException("the request exceeded its timeout of " + timeout
                     + " while waiting for another request to encode the same context");
-        } catch (PromptTooLongException e) {
+        } catch (IllegalArgumentException e) { // PromptTooLongException, or a block plan that does not fit
             throw new InvalidRequestException(e.getMessage(), e);
         }
         try (lease) {
