@@ -26,7 +26,7 @@ import org.slf4j.Logger;
  *
  * <p>Sampling defaults ({@code temperature, topP, maxOutputTokens, stopSequences, seed}) override
  * {@link #defaultRequestParameters}; each request may override them again. Unset: temperature 0 (greedy), topP 1,
- * maxOutputTokens {@value ChatBackend#DEFAULT_MAX_OUTPUT_TOKENS} (always capped by the positions the model has left),
+ * maxOutputTokens 512 (always capped by the positions the model has left),
  * no stop sequences, a random seed per request.
  */
 public abstract class StarAttentionModelBuilder<C, B extends StarAttentionModelBuilder<C, B>> {
