@@ -1,0 +1,462 @@
+// Star Attention CUDA kernels (loaded as PTX through the JCuda driver API; see build-ptx.sh).
+//
+//  attn_fwd_<t>_d<D>_w<W>   blockwise ("flash") attention, W warps x 16 query rows per block, 64-key tiles in shared
+//                           memory (cp.async double buffering, XOR-swizzled), tensor-core mma.sync m16n8k16 with fp32
+//                           accumulation, online softmax in fp32 (base 2), output + natural-log LSE per (token, head).
+//  attn_split_<t>_d<D>      the same for at most 16 query rows per KV head (decode): the 4 warps of a block split
+//                           each 64-key tile between them and merge their states in shared memory at the end.
+//  lse_merge_f32            merges partial (output, LSE) states, e.g. the key splits of the two kernels above.
+//  convert_f32_<t>          fp32 -> fp16/bf16 (KV store writes).
+//
+// Data layout (all row-major):
+//  q    fp32 [tokens][heads][D]          qpos int [tokens]
+//  k, v <t>  [slots][kvHeads][D]          kpos int [slots], strictly increasing
+//  out  fp32 [splits][tokens][heads][D]  lse  fp32 [splits][tokens][heads]
+// Grid: x = query-row tile (heaviest causal tile first), y = KV head, z = key split. The query rows of one KV head
+// are packed GQA-style: row r -> token r / group, query head kvHead * group + r % group, so a K/V tile is loaded
+// once for all query heads that share it. A key is visible to a row iff key position <= the row's token position;
+// block z covers keys [z * chunk, (z + 1) * chunk). A row that sees no key gets out = 0, lse = -inf.
+//
+// Requires sm_80+ (mma.sync bf16, cp.async, ldmatrix). D in {64, 128}.
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+#include <climits>
+
+#define BN 64
+#define LN2 0.6931471805599453f
+
+// ---------------------------------------------------------------------------------------------------------------
+// PTX helpers
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, bool valid) {
+    int n = valid ? 16 : 0;  // src-size 0 zero-fills the 16 bytes
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(n));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+template <typename T> struct Mma;
+
+template <> struct Mma<__half> {
+    static __device__ __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        __half2 h = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t*>(&h);
+    }
+};
+
+template <> struct Mma<__nv_bfloat16> {
+    static __device__ __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t*>(&h);
+    }
+};
+
+// Byte offset of 16-byte chunk `chunk` of row `row` in a tile of rows of ROWB bytes (XOR swizzle: the 8 rows an
+// ldmatrix reads hit 8 different bank groups).
+template <int ROWB>
+__device__ __forceinline__ uint32_t swz(int row, int chunk) {
+    return row * ROWB + ((chunk ^ (row & 7)) << 4);
+}
+
+// Number of keys with position <= p (kpos strictly increasing).
+__device__ __forceinline__ int count_le(const int* __restrict__ kpos, int n, int p) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (kpos[mid] <= p) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+// Dynamic shared memory in bytes for a block of BM rows (the host computes the same).
+//   Q [BM][D] | K [2][BN][D] | V [2][BN][D] | qpos [BM] | range [4]
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attention
+
+template <typename T, int D, int WARPS, bool KSPLIT>
+__device__ __forceinline__ void attn_body(const float* __restrict__ q, const int* __restrict__ qpos,
+                                          const T* __restrict__ k, const T* __restrict__ v,
+                                          const int* __restrict__ kpos, float* __restrict__ out,
+                                          float* __restrict__ lse, int tokens, int heads, int kvHeads, int nkeys,
+                                          int chunk, float scaleLog2) {
+    constexpr int NTHREADS = WARPS * 32;
+    constexpr int BM = KSPLIT ? 16 : 16 * WARPS;  // query rows per block
+    constexpr int ROWB = D * 2;                    // bytes per smem row
+    constexpr int CH = D / 8;                      // 16-byte chunks per row
+    constexpr int NT = KSPLIT ? 2 : BN / 8;        // 8-key n-tiles of S per warp per key tile
+    constexpr int KEYS_W = NT * 8;                 // keys per warp per key tile
+    constexpr int DT = D / 8;                      // 8-column n-tiles of O
+    using M = Mma<T>;
+
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char* sQp = smem;
+    unsigned char* sKp = smem + BM * ROWB;
+    unsigned char* sVp = sKp + 2 * BN * ROWB;
+    int* qposS = reinterpret_cast<int*>(sVp + 2 * BN * ROWB);
+    int* range = qposS + BM;
+    const uint32_t sQ = smem_u32(sQp), sK = smem_u32(sKp), sV = smem_u32(sVp);
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t4 = lane & 3, mi = lane >> 3;
+    const int mtile = gridDim.x - 1 - blockIdx.x;
+    const int kvh = blockIdx.y;
+    const int split = blockIdx.z;
+    const int group = heads / kvHeads;
+    const int rows = tokens * group;
+    const int row0 = mtile * BM;
+    const size_t kvStride = (size_t)kvHeads * D;
+
+    // Query positions of this block's rows, and its key range.
+    for (int r = tid; r < BM; r += NTHREADS) {
+        int gr = row0 + r;
+        qposS[r] = gr < rows ? qpos[gr / group] : INT_MIN;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        int mx = INT_MIN, mn = INT_MAX;
+        bool any = false;
+        for (int r = 0; r < BM; ++r) {
+            if (row0 + r < rows) {
+                any = true;
+                mx = max(mx, qposS[r]);
+                mn = min(mn, qposS[r]);
+            }
+        }
+        range[0] = any ? count_le(kpos, nkeys, mx) : 0;  // keys visible to some row
+        range[1] = any ? count_le(kpos, nkeys, mn) : 0;  // keys visible to every row
+    }
+    // Q tile -> smem, converted to T.
+    for (int i = tid; i < BM * (D / 4); i += NTHREADS) {
+        int r = i / (D / 4), c = (i % (D / 4)) * 4;
+        int gr = row0 + r;
+        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (gr < rows) {
+            int t = gr / group, h = kvh * group + gr % group;
+            x = *reinterpret_cast<const float4*>(q + ((size_t)t * heads + h) * D + c);
+        }
+        uint2 p = make_uint2(M::pack(x.x, x.y), M::pack(x.z, x.w));
+        *reinterpret_cast<uint2*>(sQp + swz<ROWB>(r, c >> 3) + (c & 7) * 2) = p;
+    }
+    __syncthreads();
+
+    const int keysEnd = range[0];
+    const int kBegin = split * chunk;
+    const int kEnd = min(keysEnd, kBegin + chunk);
+    const int visAll = min(range[1], kEnd);
+    const int ntiles = kEnd > kBegin ? (kEnd - kBegin + BN - 1) / BN : 0;
+
+    const int wrow = KSPLIT ? 0 : warp * 16;  // first row of this warp in the block
+    const int kw = KSPLIT ? warp * KEYS_W : 0;  // first key of this warp in a key tile
+    const bool active = row0 + wrow < rows;
+    const int qp0 = qposS[wrow + g], qp1 = qposS[wrow + g + 8];
+
+    uint32_t qf[D / 16][4];
+    if (active) {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+            ldsm_x4(qf[kk], sQ + swz<ROWB>(wrow + (lane & 7) + (mi & 1) * 8, kk * 2 + (mi >> 1)));
+        }
+    }
+
+    float o[DT][4];
+#pragma unroll
+    for (int n = 0; n < DT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY};
+    float lrow[2] = {0.f, 0.f};
+
+    auto load_tile = [&](int tile, int buf) {
+        const int n0 = kBegin + tile * BN;
+        for (int i = tid; i < BN * CH; i += NTHREADS) {
+            int r = i / CH, c = i % CH;
+            int key = n0 + r;
+            bool ok = key < kEnd;
+            size_t off = (ok ? (size_t)key * kvStride : 0) + (size_t)kvh * D + c * 8;
+            uint32_t so = buf * BN * ROWB + swz<ROWB>(r, c);
+            cp_async16(sK + so, k + off, ok);
+            cp_async16(sV + so, v + off, ok);
+        }
+        cp_async_commit();
+    };
+
+    if (ntiles > 0) load_tile(0, 0);
+    for (int it = 0; it < ntiles; ++it) {
+        const int buf = it & 1;
+        if (it + 1 < ntiles) {
+            load_tile(it + 1, buf ^ 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const int n0 = kBegin + it * BN;
+        if (active) {
+            const uint32_t kb = sK + buf * BN * ROWB, vb = sV + buf * BN * ROWB;
+            float s[NT][4];
+#pragma unroll
+            for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            // S = Q K^T
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+                for (int j = 0; j < NT; j += 2) {
+                    uint32_t b[4];
+                    ldsm_x4(b, kb + swz<ROWB>(kw + j * 8 + (mi >> 1) * 8 + (lane & 7), kk * 2 + (mi & 1)));
+                    M::run(s[j], qf[kk], b[0], b[1]);
+                    M::run(s[j + 1], qf[kk], b[2], b[3]);
+                }
+            }
+            // scale (to base 2) and mask
+            const bool needMask = n0 + kw + KEYS_W > visAll;
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    float x = s[j][e] * scaleLog2;
+                    if (needMask) {
+                        int key = n0 + kw + j * 8 + t4 * 2 + (e & 1);
+                        int qp = e < 2 ? qp0 : qp1;
+                        if (key >= kEnd || kpos[key] > qp) x = -INFINITY;
+                    }
+                    s[j][e] = x;
+                }
+            }
+            // online softmax
+            float mx[2] = {mrow[0], mrow[1]};
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                mx[0] = fmaxf(mx[0], fmaxf(s[j][0], s[j][1]));
+                mx[1] = fmaxf(mx[1], fmaxf(s[j][2], s[j][3]));
+            }
+            float mu[2], alpha[2], rs[2] = {0.f, 0.f};
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+                mu[i] = mx[i] == -INFINITY ? 0.f : mx[i];
+                alpha[i] = ex2(mrow[i] - mu[i]);
+                mrow[i] = mx[i];
+            }
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                s[j][0] = ex2(s[j][0] - mu[0]);
+                s[j][1] = ex2(s[j][1] - mu[0]);
+                s[j][2] = ex2(s[j][2] - mu[1]);
+                s[j][3] = ex2(s[j][3] - mu[1]);
+                rs[0] += s[j][0] + s[j][1];
+                rs[1] += s[j][2] + s[j][3];
+            }
+            lrow[0] = lrow[0] * alpha[0] + rs[0];
+            lrow[1] = lrow[1] * alpha[1] + rs[1];
+#pragma unroll
+            for (int n = 0; n < DT; ++n) {
+                o[n][0] *= alpha[0];
+                o[n][1] *= alpha[0];
+                o[n][2] *= alpha[1];
+                o[n][3] *= alpha[1];
+            }
+            // O += P V
+#pragma unroll
+            for (int kk = 0; kk < NT / 2; ++kk) {
+                uint32_t a[4] = {M::pack(s[2 * kk][0], s[2 * kk][1]), M::pack(s[2 * kk][2], s[2 * kk][3]),
+                                 M::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                 M::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+                for (int n = 0; n < DT; n += 2) {
+                    uint32_t b[4];
+                    ldsm_x4_t(b, vb + swz<ROWB>(kw + kk * 16 + (mi & 1) * 8 + (lane & 7), n + (mi >> 1)));
+                    M::run(o[n], a, b[0], b[1]);
+                    M::run(o[n + 1], a, b[2], b[3]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
+    }
+    const size_t outRow0 = (size_t)split * tokens * heads;
+
+    if (!KSPLIT) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            int gr = row0 + wrow + g + i * 8;
+            if (gr >= rows) continue;
+            int t = gr / group, h = kvh * group + gr % group;
+            size_t orow = outRow0 + (size_t)t * heads + h;
+            float inv = lrow[i] > 0.f ? 1.f / lrow[i] : 0.f;
+            float* op = out + orow * D;
+#pragma unroll
+            for (int n = 0; n < DT; ++n) {
+                *reinterpret_cast<float2*>(op + n * 8 + t4 * 2) = make_float2(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+            }
+            if (t4 == 0) lse[orow] = lrow[i] > 0.f ? (mrow[i] + __log2f(lrow[i])) * LN2 : -INFINITY;
+        }
+    } else {
+        // Merge the 4 warps' states (each over its own keys) through shared memory (the K/V tiles are free now).
+        float* redO = reinterpret_cast<float*>(sKp);  // [WARPS][16][D]
+        float* redM = redO + WARPS * 16 * D;          // [WARPS][16]
+        float* redL = redM + WARPS * 16;              // [WARPS][16]
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            int r = g + i * 8;
+#pragma unroll
+            for (int n = 0; n < DT; ++n) {
+                *reinterpret_cast<float2*>(redO + (warp * 16 + r) * D + n * 8 + t4 * 2) =
+                    make_float2(o[n][2 * i], o[n][2 * i + 1]);
+            }
+            if (t4 == 0) {
+                redM[warp * 16 + r] = mrow[i];
+                redL[warp * 16 + r] = lrow[i];
+            }
+        }
+        __syncthreads();
+        for (int idx = tid; idx < 16 * D; idx += NTHREADS) {
+            int r = idx / D, c = idx % D;
+            int gr = row0 + r;
+            if (gr >= rows) continue;
+            float mm = -INFINITY;
+#pragma unroll
+            for (int w = 0; w < WARPS; ++w) mm = fmaxf(mm, redM[w * 16 + r]);
+            float L = 0.f, acc = 0.f;
+            if (mm != -INFINITY) {
+#pragma unroll
+                for (int w = 0; w < WARPS; ++w) {
+                    float f = ex2(redM[w * 16 + r] - mm);
+                    L += redL[w * 16 + r] * f;
+                    acc += redO[(w * 16 + r) * D + c] * f;
+                }
+            }
+            int t = gr / group, h = kvh * group + gr % group;
+            size_t orow = outRow0 + (size_t)t * heads + h;
+            out[orow * D + c] = L > 0.f ? acc / L : 0.f;
+            if (c == 0) lse[orow] = L > 0.f ? (mm + __log2f(L)) * LN2 : -INFINITY;
+        }
+    }
+}
+
+#define ATTN_ARGS(T)                                                                                        \
+    const float *__restrict__ q, const int *__restrict__ qpos, const T *__restrict__ k,                    \
+        const T *__restrict__ v, const int *__restrict__ kpos, float *__restrict__ out,                    \
+        float *__restrict__ lse, int tokens, int heads, int kvHeads, int nkeys, int chunk, float scaleLog2
+#define ATTN_PASS q, qpos, k, v, kpos, out, lse, tokens, heads, kvHeads, nkeys, chunk, scaleLog2
+
+#define DEF_FWD(NAME, T, D, W, MINB)                                                                        \
+    extern "C" __global__ void __launch_bounds__(W * 32, MINB) NAME(ATTN_ARGS(T)) {                         \
+        attn_body<T, D, W, false>(ATTN_PASS);                                                               \
+    }
+#define DEF_SPLIT(NAME, T, D)                                                                               \
+    extern "C" __global__ void __launch_bounds__(128, 2) NAME(ATTN_ARGS(T)) {                               \
+        attn_body<T, D, 4, true>(ATTN_PASS);                                                                \
+    }
+
+DEF_FWD(attn_fwd_f16_d64_w4, __half, 64, 4, 2)
+DEF_FWD(attn_fwd_f16_d128_w4, __half, 128, 4, 2)
+DEF_FWD(attn_fwd_f16_d64_w8, __half, 64, 8, 1)
+DEF_FWD(attn_fwd_f16_d128_w8, __half, 128, 8, 1)
+DEF_FWD(attn_fwd_bf16_d64_w4, __nv_bfloat16, 64, 4, 2)
+DEF_FWD(attn_fwd_bf16_d128_w4, __nv_bfloat16, 128, 4, 2)
+DEF_FWD(attn_fwd_bf16_d64_w8, __nv_bfloat16, 64, 8, 1)
+DEF_FWD(attn_fwd_bf16_d128_w8, __nv_bfloat16, 128, 8, 1)
+DEF_SPLIT(attn_split_f16_d64, __half, 64)
+DEF_SPLIT(attn_split_f16_d128, __half, 128)
+DEF_SPLIT(attn_split_bf16_d64, __nv_bfloat16, 64)
+DEF_SPLIT(attn_split_bf16_d128, __nv_bfloat16, 128)
+
+// ---------------------------------------------------------------------------------------------------------------
+// LSE merge: parts p = 0..parts-1 of po [parts][rows][D], pl [parts][rows] -> out [rows][D], lse [rows].
+// lse = -inf or NaN means "no key" (weight 0). D % 4 == 0, D <= 1024; blockDim.x = 256.
+
+extern "C" __global__ void __launch_bounds__(256) lse_merge_f32(const float* __restrict__ po,
+                                                                const float* __restrict__ pl, int parts,
+                                                                int rows, int D, float* __restrict__ out,
+                                                                float* __restrict__ lse) {
+    const int tpr = D / 4;
+    const int rpb = blockDim.x / tpr;
+    if ((int)threadIdx.x >= rpb * tpr) return;
+    const int r = blockIdx.x * rpb + threadIdx.x / tpr;
+    const int c = (threadIdx.x % tpr) * 4;
+    if (r >= rows) return;
+    float m = -INFINITY;
+    for (int p = 0; p < parts; ++p) {
+        float x = pl[(size_t)p * rows + r];
+        if (x > m) m = x;  // NaN compares false
+    }
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    float L = 0.f;
+    if (m != -INFINITY) {
+        for (int p = 0; p < parts; ++p) {
+            float x = pl[(size_t)p * rows + r];
+            if (!(x > -INFINITY)) continue;
+            float w = expf(x - m);
+            float4 y = *reinterpret_cast<const float4*>(po + ((size_t)p * rows + r) * D + c);
+            L += w;
+            acc.x += w * y.x;
+            acc.y += w * y.y;
+            acc.z += w * y.z;
+            acc.w += w * y.w;
+        }
+        float inv = 1.f / L;
+        acc.x *= inv;
+        acc.y *= inv;
+        acc.z *= inv;
+        acc.w *= inv;
+    }
+    *reinterpret_cast<float4*>(out + (size_t)r * D + c) = acc;
+    if (c == 0) lse[r] = m == -INFINITY ? -INFINITY : m + logf(L);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// fp32 -> fp16 / bf16, n4 = number of float4 groups.
+
+extern "C" __global__ void convert_f32_f16(const float4* __restrict__ src, uint2* __restrict__ dst, long long n4) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+        float4 x = src[i];
+        dst[i] = make_uint2(Mma<__half>::pack(x.x, x.y), Mma<__half>::pack(x.z, x.w));
+    }
+}
+
+extern "C" __global__ void convert_f32_bf16(const float4* __restrict__ src, uint2* __restrict__ dst, long long n4) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+        float4 x = src[i];
+        dst[i] = make_uint2(Mma<__nv_bfloat16>::pack(x.x, x.y), Mma<__nv_bfloat16>::pack(x.z, x.w));
+    }
+}

@@ -1,0 +1,395 @@
+package io.github.starattention.attention.cuda;
+
+import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.attention.AttentionQuery;
+import io.github.starattention.attention.LseMerge;
+import io.github.starattention.attention.PartialAttention;
+import io.github.starattention.kv.KvLayout;
+import io.github.starattention.kv.KvStore;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * Attention on an NVIDIA GPU (compute capability 8.0+) through the JCuda driver API, over {@link CudaKvStore}s.
+ *
+ * <p>Each {@link #attend} uploads the fp32 queries, runs one of two PTX kernels and downloads the fp32 output and
+ * natural-log LSE (same contract as the CPU kernel: a key is visible iff its position is {@code <=} the token's,
+ * GQA maps query head {@code h} to KV head {@code h / (heads / kvHeads)}, a token that sees no key gets zero output
+ * and {@code lse = -Infinity}):
+ * <ul>
+ *   <li>more than 16 query rows per KV head (prefill, query encoding): {@code attn_fwd}, flash-style tiles of
+ *       {@code 16 x warps} query rows (the GQA heads of one KV head packed together) by 64 keys in shared memory,
+ *       tensor-core {@code mma.sync} with fp32 accumulation, the heaviest causal tiles first;</li>
+ *   <li>at most 16 rows per KV head (decode): {@code attn_split}, the 4 warps of a block share the 64-key tiles.</li>
+ * </ul>
+ * When the tiles alone cannot fill the GPU (decode, or a short query over a long context), the keys are split into
+ * chunks processed by separate blocks, and the partial states are merged on the GPU ({@code lse_merge_f32}, the
+ * same math as {@link LseMerge}).
+ *
+ * <p>Dtypes: K and V live on the GPU as {@link KvDtype} (fp16 by default, bf16 optional); queries are rounded to
+ * the same type for the matrix products; scores, softmax, LSE, accumulation and outputs are fp32. Head dims 64 and
+ * 128 are supported. Calls are serialized by a lock per kernel (the GPU runs one attention at a time).
+ */
+public final class CudaAttentionKernel implements AttentionKernel {
+
+    /** Key-tile size of the kernels. */
+    static final int BN = 64;
+    /** Fewest keys per split worth a separate block. */
+    static final int MIN_SPLIT_KEYS = 256;
+    /** fp32 staging for {@link CudaKvStore#put}: at most this many floats per copy. */
+    private static final long STAGE_FLOATS = 1L << 24;
+    private static final double LOG2E = 1.4426950408889634;
+
+    private final CudaRuntime rt;
+    private final KvDtype dtype;
+    private final Set<CudaKvStore> stores = ConcurrentHashMap.newKeySet();
+    private final Scratch qBuf = new Scratch("queries");
+    private final Scratch qposBuf = new Scratch("query positions");
+    private final Scratch outBuf = new Scratch("attention output");
+    private final Scratch lseBuf = new Scratch("attention LSE");
+    private final Scratch partOut = new Scratch("split-KV partial outputs");
+    private final Scratch partLse = new Scratch("split-KV partial LSE");
+    private final Scratch stage = new Scratch("fp32 staging for KV writes");
+    private volatile int fwdWarps = Integer.getInteger("starattention.cuda.fwdWarps", 4);
+    private volatile double splitWaves = Double.parseDouble(System.getProperty("starattention.cuda.splitWaves", "2"));
+
+    /** A kernel on device 0 with the KV dtype from {@link KvDtype#fromSystemProperty()}. */
+    public CudaAttentionKernel() {
+        this(0, KvDtype.fromSystemProperty());
+    }
+
+    /**
+     * A kernel on CUDA device {@code device}.
+     *
+     * @throws IllegalStateException when CUDA is not usable here (see {@link CudaProbe})
+     * @throws CudaAttentionException when the driver fails to set up the device or load the kernels
+     */
+    public CudaAttentionKernel(int device, KvDtype dtype) {
+        this.rt = new CudaRuntime(device);
+        this.dtype = dtype;
+    }
+
+    @Override
+    public String name() {
+        return "cuda:" + rt.ordinal;
+    }
+
+    /** The GPU's name, e.g. {@code NVIDIA H100 80GB HBM3}. */
+    public String deviceName() {
+        return rt.deviceName;
+    }
+
+    /** Element type of K and V in the stores this kernel creates. */
+    public KvDtype kvDtype() {
+        return dtype;
+    }
+
+    /** Theoretical DRAM bandwidth of the GPU in GB/s (memory clock x bus width), 0 if unknown. */
+    public double peakBandwidthGBps() {
+        return rt.peakGBps;
+    }
+
+    /** {@inheritDoc} Head dims 64 and 128 are supported. */
+    @Override
+    public CudaKvStore createStore(KvLayout layout) {
+        checkHeadDim(layout.headDim());
+        CudaKvStore s = new CudaKvStore(this, rt, layout, dtype);
+        stores.add(s);
+        return s;
+    }
+
+    private static void checkHeadDim(int d) {
+        if (d != 64 && d != 128) {
+            throw new UnsupportedOperationException("the CUDA kernels support head dims 64 and 128, not " + d);
+        }
+    }
+
+    @Override
+    public PartialAttention attend(KvStore kvStore, int layer, AttentionQuery query) {
+        CudaKvStore store = checkStore(kvStore);
+        KvLayout layout = store.layout();
+        int heads = query.heads();
+        int d = query.headDim();
+        int tokens = query.tokens();
+        if (d != layout.headDim() || heads <= 0 || heads % layout.kvHeads() != 0) {
+            throw new IllegalArgumentException("query [" + heads + " heads x " + d + "] does not fit KV " + layout);
+        }
+        if (layer < 0 || layer >= layout.layers()) {
+            throw new IndexOutOfBoundsException("layer " + layer + " of " + layout.layers());
+        }
+        if ((long) tokens * heads * d > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("query too large for one call: " + tokens + " tokens x " + heads
+                    + " heads x " + d);
+        }
+        if (tokens == 0) {
+            return PartialAttention.empty(0, heads, d);
+        }
+        int maxPos = Integer.MIN_VALUE;
+        int[] pos = query.positions();
+        for (int t = 0; t < tokens; t++) {
+            maxPos = Math.max(maxPos, pos[t]);
+        }
+        int nkeys = store.visibleKeys(maxPos);
+        if (nkeys == 0) {
+            return PartialAttention.empty(tokens, heads, d);
+        }
+        float[] o = new float[tokens * heads * d];
+        float[] l = new float[tokens * heads];
+        rt.enter();
+        try {
+            uploadQuery(query.q(), pos, tokens, heads, d);
+            Plan plan = run(store, layer, tokens, heads, d, query.scale(), nkeys, true);
+            rt.copyDtoH(Pointer.to(o), outBuf.ptr, (long) o.length * Float.BYTES, () -> plan.describe());
+            rt.copyDtoH(Pointer.to(l), lseBuf.ptr, (long) l.length * Float.BYTES, () -> plan.describe());
+        } finally {
+            rt.exit();
+        }
+        return new PartialAttention(tokens, heads, d, o, l);
+    }
+
+    /**
+     * Merges partial attentions on the GPU (the same result as {@link LseMerge#merge}, up to fp32 rounding): one
+     * upload of all parts, one kernel, one download.
+     */
+    public PartialAttention merge(List<PartialAttention> parts) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("nothing to merge");
+        }
+        PartialAttention first = parts.getFirst();
+        int d = first.headDim();
+        int rows = first.tokens() * first.heads();
+        for (PartialAttention p : parts) {
+            if (p.tokens() != first.tokens() || p.heads() != first.heads() || p.headDim() != d) {
+                throw new IllegalArgumentException("cannot merge " + first + " with " + p);
+            }
+        }
+        if (d % 4 != 0 || d > 1024 || rows == 0) {
+            return LseMerge.merge(parts);
+        }
+        int n = parts.size();
+        long partBytes = (long) rows * d * Float.BYTES;
+        float[] o = new float[rows * d];
+        float[] l = new float[rows];
+        rt.enter();
+        try {
+            CUdeviceptr po = partOut.get(n * partBytes);
+            CUdeviceptr pl = partLse.get((long) n * rows * Float.BYTES);
+            for (int i = 0; i < n; i++) {
+                rt.copyHtoD(po.withByteOffset(i * partBytes), Pointer.to(parts.get(i).output()), partBytes, "merge");
+                rt.copyHtoD(pl.withByteOffset((long) i * rows * Float.BYTES), Pointer.to(parts.get(i).lse()),
+                        (long) rows * Float.BYTES, "merge");
+            }
+            CUdeviceptr out = outBuf.get(partBytes);
+            CUdeviceptr lse = lseBuf.get((long) rows * Float.BYTES);
+            mergeOnDevice(po, pl, n, rows, d, out, lse);
+            rt.sync(() -> "kernel lse_merge_f32 (" + n + " parts, " + rows + " rows, head dim " + d + ")");
+            rt.copyDtoH(Pointer.to(o), out, partBytes, () -> "lse_merge_f32");
+            rt.copyDtoH(Pointer.to(l), lse, (long) rows * Float.BYTES, () -> "lse_merge_f32");
+        } finally {
+            rt.exit();
+        }
+        return new PartialAttention(first.tokens(), first.heads(), d, o, l);
+    }
+
+    /** Closes every store this kernel created, frees its buffers and releases the device. */
+    @Override
+    public void close() {
+        if (rt.isClosed()) {
+            return;
+        }
+        for (CudaKvStore s : new ArrayList<>(stores)) {
+            s.close();
+        }
+        rt.enter();
+        try {
+            for (Scratch s : List.of(qBuf, qposBuf, outBuf, lseBuf, partOut, partLse, stage)) {
+                s.free();
+            }
+        } finally {
+            rt.exit();
+        }
+        rt.close();
+    }
+
+    @Override
+    public String toString() {
+        return "CudaAttentionKernel[" + name() + ", " + rt.deviceName + ", " + dtype + "]";
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // internals (the benchmark in this package uses them too); callers hold rt.enter()
+
+    CudaRuntime runtime() {
+        return rt;
+    }
+
+    void forget(CudaKvStore s) {
+        stores.remove(s);
+    }
+
+    void setFwdWarps(int warps) {
+        if (warps != 4 && warps != 8) {
+            throw new IllegalArgumentException("warps must be 4 or 8");
+        }
+        this.fwdWarps = warps;
+    }
+
+    void setSplitWaves(double waves) {
+        this.splitWaves = waves;
+    }
+
+    private CudaKvStore checkStore(KvStore kvStore) {
+        if (!(kvStore instanceof CudaKvStore store)) {
+            throw new IllegalArgumentException("the CUDA kernel reads CUDA stores, got "
+                    + kvStore.getClass().getSimpleName());
+        }
+        if (!store.ownedBy(this)) {
+            throw new IllegalArgumentException("the store was created by another CUDA kernel");
+        }
+        store.checkOpen();
+        return store;
+    }
+
+    void uploadQuery(float[] q, int[] pos, int tokens, int heads, int d) {
+        long qBytes = (long) tokens * heads * d * Float.BYTES;
+        rt.copyHtoD(qBuf.get(qBytes), Pointer.to(q), qBytes, "queries");
+        rt.copyHtoD(qposBuf.get((long) tokens * Integer.BYTES), Pointer.to(pos), (long) tokens * Integer.BYTES,
+                "query positions");
+    }
+
+    /** The launch configuration of one attention call. */
+    record Plan(String kernel, int threads, int smem, int mtiles, int kvHeads, int splits, int chunk, int tokens,
+                int heads, int headDim, int nkeys) {
+
+        String describe() {
+            return "kernel " + kernel + " (tokens=" + tokens + ", heads=" + heads + ", kvHeads=" + kvHeads
+                    + ", headDim=" + headDim + ", keys=" + nkeys + ", splits=" + splits + ", chunk=" + chunk + ")";
+        }
+    }
+
+    Plan plan(int tokens, int heads, int kvHeads, int d, int nkeys) {
+        checkHeadDim(d);
+        int group = heads / kvHeads;
+        long rows = (long) tokens * group;
+        boolean split = rows <= 16;
+        int warps = split ? 4 : fwdWarps;
+        int bm = split ? 16 : 16 * warps;
+        String name = (split ? "attn_split_" : "attn_fwd_") + dtype.suffix() + "_d" + d + (split ? "" : "_w" + warps);
+        int threads = warps * 32;
+        int smem = bm * d * 2 + 4 * BN * d * 2 + bm * Integer.BYTES + 16;
+        long mt = (rows + bm - 1) / bm;
+        if (mt > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("too many query rows: " + rows);
+        }
+        int mtiles = (int) mt;
+        long blocks = (long) mtiles * kvHeads;
+        long target = (long) Math.ceil(rt.smCount * (double) rt.blocksPerSm(name, threads, smem) * splitWaves);
+        int splits = 1;
+        int chunk = nkeys;
+        if (blocks < target && nkeys > MIN_SPLIT_KEYS) {
+            long want = Math.min((target + blocks - 1) / blocks, (nkeys + MIN_SPLIT_KEYS - 1) / MIN_SPLIT_KEYS);
+            if (want > 1) {
+                chunk = (int) (((nkeys + want - 1) / want + BN - 1) / BN * BN);
+                splits = (nkeys + chunk - 1) / chunk;
+            }
+        }
+        if (splits == 1) {
+            chunk = nkeys;
+        }
+        return new Plan(name, threads, smem, mtiles, kvHeads, splits, chunk, tokens, heads, d, nkeys);
+    }
+
+    /**
+     * Runs attention of the uploaded queries (see {@link #uploadQuery}) over the first {@code nkeys} slots of
+     * {@code layer}; the result lands in {@link #outBuf} / {@link #lseBuf}.
+     */
+    Plan run(CudaKvStore store, int layer, int tokens, int heads, int d, float scale, int nkeys, boolean sync) {
+        int kvHeads = store.layout().kvHeads();
+        Plan p = plan(tokens, heads, kvHeads, d, nkeys);
+        long rows = (long) tokens * heads;
+        CUdeviceptr out = outBuf.get(rows * d * Float.BYTES);
+        CUdeviceptr lse = lseBuf.get(rows * Float.BYTES);
+        CUdeviceptr o = out;
+        CUdeviceptr l = lse;
+        if (p.splits() > 1) {
+            o = partOut.get(p.splits() * rows * d * Float.BYTES);
+            l = partLse.get(p.splits() * rows * Float.BYTES);
+        }
+        Pointer params = Pointer.to(Pointer.to(qBuf.ptr), Pointer.to(qposBuf.ptr), Pointer.to(store.keys(layer)),
+                Pointer.to(store.values(layer)), Pointer.to(store.positionsPtr()), Pointer.to(o), Pointer.to(l),
+                Pointer.to(new int[] {tokens}), Pointer.to(new int[] {heads}), Pointer.to(new int[] {kvHeads}),
+                Pointer.to(new int[] {nkeys}), Pointer.to(new int[] {p.chunk()}),
+                Pointer.to(new float[] {(float) (scale * LOG2E)}));
+        rt.launch(p.kernel(), p.mtiles(), kvHeads, p.splits(), p.threads(), p.smem(), params, p::describe);
+        if (p.splits() > 1) {
+            mergeOnDevice(o, l, p.splits(), (int) rows, d, out, lse);
+        }
+        if (sync) {
+            rt.sync(p::describe);
+        }
+        return p;
+    }
+
+    private void mergeOnDevice(CUdeviceptr po, CUdeviceptr pl, int parts, int rows, int d, CUdeviceptr out,
+                               CUdeviceptr lse) {
+        int rowsPerBlock = 256 / (d / 4);
+        int grid = (rows + rowsPerBlock - 1) / rowsPerBlock;
+        Pointer params = Pointer.to(Pointer.to(po), Pointer.to(pl), Pointer.to(new int[] {parts}),
+                Pointer.to(new int[] {rows}), Pointer.to(new int[] {d}), Pointer.to(out), Pointer.to(lse));
+        rt.launch("lse_merge_f32", grid, 1, 1, 256, 0, params,
+                () -> parts + " parts, " + rows + " rows, head dim " + d);
+    }
+
+    /** fp32 {@code src[srcOffset, +n)} -> {@code dtype} at element {@code dstOffset} of {@code dst}. */
+    void convertToDevice(CUdeviceptr dst, long dstOffset, KvDtype type, float[] src, int srcOffset, long n) {
+        String fn = "convert_f32_" + type.suffix();
+        long chunkFloats = Math.min(n, STAGE_FLOATS);
+        CUdeviceptr st = stage.get(chunkFloats * Float.BYTES);
+        for (long done = 0; done < n; done += chunkFloats) {
+            long cnt = Math.min(chunkFloats, n - done);
+            rt.copyHtoD(st, Pointer.to(src).withByteOffset((srcOffset + done) * Float.BYTES), cnt * Float.BYTES,
+                    "KV write");
+            long n4 = cnt / 4;
+            int grid = (int) Math.max(1, Math.min((n4 + 255) / 256, rt.smCount * 16L));
+            Pointer params = Pointer.to(Pointer.to(st), Pointer.to(dst.withByteOffset((dstOffset + done) * type.bytes())),
+                    Pointer.to(new long[] {n4}));
+            final long c = cnt;
+            rt.launch(fn, grid, 1, 1, 256, 0, params, () -> c + " floats");
+        }
+        rt.sync(() -> "kernel " + fn + " (" + n + " floats)");
+    }
+
+    /** A grow-only device buffer. */
+    private final class Scratch {
+        private final String what;
+        private CUdeviceptr ptr;
+        private long bytes;
+
+        Scratch(String what) {
+            this.what = what;
+        }
+
+        CUdeviceptr get(long need) {
+            if (need > bytes || ptr == null) {
+                rt.free(ptr);
+                ptr = null;
+                bytes = 0;
+                long n = Math.max(need, 1L << 16);
+                n = (n + (1L << 20) - 1) >>> 20 << 20;
+                ptr = rt.alloc(n, what);
+                bytes = n;
+            }
+            return ptr;
+        }
+
+        void free() {
+            rt.free(ptr);
+            ptr = null;
+            bytes = 0;
+        }
+    }
+}

@@ -1,0 +1,60 @@
+package io.github.starattention.attention.cuda;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Runs without a GPU: every {@code src/main/cuda/*.cu} has a committed PTX whose header records the SHA-256 of the
+ * current source (carriage returns removed), i.e. {@code build-ptx.sh} was run after the last kernel change.
+ */
+class PtxFreshnessTest {
+
+    private static final Path CUDA_SOURCES = Path.of("src/main/cuda");
+    private static final Pattern SHA = Pattern.compile("^// source-sha256: ([0-9a-f]{64})$", Pattern.MULTILINE);
+
+    @Test
+    void committedPtxMatchesKernelSources() throws IOException, NoSuchAlgorithmException {
+        List<Path> sources;
+        try (Stream<Path> s = Files.list(CUDA_SOURCES)) {
+            sources = s.filter(p -> p.toString().endsWith(".cu")).sorted().toList();
+        }
+        assertThat(sources).as("kernel sources in %s", CUDA_SOURCES.toAbsolutePath()).isNotEmpty();
+        for (Path cu : sources) {
+            String name = cu.getFileName().toString().replaceFirst("\\.cu$", "");
+            String resource = "/io/github/starattention/cuda/" + name + ".ptx";
+            String header;
+            try (InputStream in = PtxFreshnessTest.class.getResourceAsStream(resource)) {
+                assertThat(in).as("PTX resource %s for %s", resource, cu).isNotNull();
+                header = new String(in.readNBytes(1024), StandardCharsets.US_ASCII);
+            }
+            Matcher m = SHA.matcher(header);
+            assertThat(m.find()).as("%s has a '// source-sha256:' header line", resource).isTrue();
+            byte[] src = Files.readAllBytes(cu);
+            byte[] noCr = new String(src, StandardCharsets.ISO_8859_1).replace("\r", "")
+                    .getBytes(StandardCharsets.ISO_8859_1);
+            String actual = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(noCr));
+            assertThat(m.group(1))
+                    .as("%s is stale: %s changed; regenerate with star-attention-core/src/main/cuda/build-ptx.sh", resource, cu)
+                    .isEqualTo(actual);
+            assertThat(header).as("%s targets compute_80 PTX", resource).contains(".target sm_80");
+        }
+    }
+
+    @Test
+    void kernelRuntimeLoadsThisResource() {
+        assertThat(CudaRuntime.PTX_RESOURCE).isEqualTo("/io/github/starattention/cuda/attention.ptx");
+    }
+}
