@@ -3,20 +3,88 @@ package io.github.starattention.attention;
 import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
+import java.util.Arrays;
 import java.util.concurrent.ForkJoinPool;
-import java.util.stream.IntStream;
+import java.util.concurrent.ForkJoinWorkerThread;
+import java.util.concurrent.RecursiveAction;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * CPU attention over a {@link HeapKvStore}: online softmax (flash-style) over the visible prefix of the keys,
- * grouped-query attention, parallel over (query head, token tile).
+ * CPU attention over a {@link HeapKvStore} with the JDK Vector API: tiled online softmax (flash-style), grouped-query
+ * attention, causality decided by position ids. Accumulation is fp32; the LSE is the natural log of the scaled
+ * scores; a token that sees no key gets {@code lse = -Infinity} and a zero output.
+ *
+ * <p><b>Work split.</b> The query rows of one KV head are its group's query heads at every token; a task is
+ * (KV head, query tile of up to {@value #TILE_ROWS} rows, key split). Rows are ordered {@code (token - t0) * group +
+ * g}, so all heads of a group share every K/V tile load and the rows of a tile see similar key counts. Keys are
+ * split only when there are too few (KV head, query tile) tasks to keep the pool busy, as in decode; the splits'
+ * partial results are combined with the LSE merge. Tasks run on the kernel's own {@link ForkJoinPool}.
+ *
+ * <p><b>Per task</b>, with thread-local scratch (layout below), for every key tile of {@code TILE = 4 * lanes} keys
+ * (64 with AVX-512) and every block of 4 rows:
+ * <ol>
+ *   <li>scores: K is stored in transposed panels (see {@link HeapKvStore}), so for each dimension {@code i} four
+ *       vector loads read {@code k[i]} of the tile's keys and four broadcasts of {@code q[r][i]} feed 16 FMAs into
+ *       16 accumulators (4 rows x 4 vectors of keys);</li>
+ *   <li>online softmax per row: keys at or after the row's visible count (a prefix, since positions in a store
+ *       increase) are set to {@code -Infinity}; new max, {@code alpha = exp(mOld - mNew)}, {@code p = exp(s - mNew)}
+ *       with the vector {@code EXP}, {@code l = alpha * l + sum(p)};</li>
+ *   <li>{@code O = alpha * O + P V}: V is row-major, so per key four vector loads of the value row and four
+ *       broadcasts of {@code p[r][j]} feed 16 FMAs (4 rows x 4 vectors of {@code headDim}, in chunks).</li>
+ * </ol>
+ *
+ * <p><b>Scratch layout</b> (per worker thread, fp32, rows padded to a multiple of 4):
+ * {@code q[rows][headDim]} query times scale; {@code o[rows][headDim]} unnormalised output;
+ * {@code s[rows][TILE]} scores, then probabilities, of the current key tile; {@code m}, {@code l}, {@code alpha}
+ * {@code [rows]} running max, running sum and the current tile's rescale factor; {@code visible[rows]} keys each
+ * row sees in the task's key range.
  */
 public final class CpuAttentionKernel implements AttentionKernel {
 
+    private static final Logger LOG = LoggerFactory.getLogger(CpuAttentionKernel.class);
+
+    /** At most 16 lanes: a transposed K panel row is 16 floats. */
+    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED.length() <= HeapKvStore.KEY_PANEL
+            ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_512;
+    private static final int LANES = SPECIES.length();
+    /** Keys per tile: 4 vectors, so the score block is 4 rows x 4 vectors. */
+    static final int TILE = 4 * LANES;
+    /** Query rows per task before any key split. */
+    static final int TILE_ROWS = 64;
+    /** Rows per register block. */
+    private static final int BLOCK = 4;
+    /** Aim for this many tasks per thread; fewer (KV head, query tile) tasks trigger key splits. */
+    private static final int TASKS_PER_THREAD = 4;
+    /** A key split is never shorter than this many keys (below, the merge costs more than it saves). */
+    private static final int MIN_SPLIT_KEYS = 1024;
+    private static final float[] IOTA = new float[TILE];
+
+    static {
+        for (int i = 0; i < TILE; i++) {
+            IOTA[i] = i;
+        }
+    }
+
+    private final int threads;
     private final ForkJoinPool pool;
+    private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
 
     /** A kernel running on {@code threads} worker threads. */
     public CpuAttentionKernel(int threads) {
-        this.pool = new ForkJoinPool(threads);
+        if (threads <= 0) {
+            throw new IllegalArgumentException("threads must be positive, got " + threads);
+        }
+        this.threads = threads;
+        this.pool = new ForkJoinPool(threads, p -> {
+            ForkJoinWorkerThread t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
+            t.setName("star-attention-cpu-" + t.getPoolIndex());
+            return t;
+        }, null, false);
+        LOG.debug("CPU attention kernel: {} threads, {} fp32 lanes, key tile {}", threads, LANES, TILE);
     }
 
     @Override
@@ -31,68 +99,40 @@ public final class CpuAttentionKernel implements AttentionKernel {
 
     @Override
     public PartialAttention attend(KvStore kvStore, int layer, AttentionQuery query) {
+        HeapKvStore store = heapStore(kvStore, query);
+        PartialAttention out = PartialAttention.empty(query.tokens(), query.heads(), query.headDim());
+        Job job = new Job(store, layer, query, out, threads);
+        int tasks = job.tasks();
+        if (tasks == 0) {
+            return out;
+        }
+        if (tasks == 1 || threads == 1) {
+            for (int i = 0; i < tasks; i++) {
+                job.run(i, scratch.get());
+            }
+        } else {
+            pool.invoke(new Tasks(job, 0, tasks));
+        }
+        job.mergeSplits();
+        return out;
+    }
+
+    @Override
+    public void close() {
+        pool.shutdown();
+    }
+
+    /** Checks that {@code kvStore} is a heap store {@code query} fits. */
+    static HeapKvStore heapStore(KvStore kvStore, AttentionQuery query) {
         if (!(kvStore instanceof HeapKvStore store)) {
-            throw new IllegalArgumentException("the CPU kernel reads heap stores, got " + kvStore.getClass().getSimpleName());
+            throw new IllegalArgumentException("the CPU kernels read heap stores, got " + kvStore.getClass().getSimpleName());
         }
         KvLayout layout = store.layout();
-        int heads = query.heads();
-        int d = query.headDim();
-        if (d != layout.headDim() || heads % layout.kvHeads() != 0) {
-            throw new IllegalArgumentException("query [" + heads + " heads x " + d + "] does not fit KV " + layout);
+        if (query.headDim() != layout.headDim() || query.heads() % layout.kvHeads() != 0) {
+            throw new IllegalArgumentException("query [" + query.heads() + " heads x " + query.headDim()
+                    + "] does not fit KV " + layout);
         }
-        int group = heads / layout.kvHeads();
-        int tokens = query.tokens();
-        PartialAttention out = PartialAttention.empty(tokens, heads, d);
-        float[] keys = store.keys(layer);
-        float[] values = store.values(layer);
-        int cap = store.capacity();
-        int[] kpos = store.positions();
-        int size = store.size();
-        float scale = query.scale();
-        float[] q = query.q();
-        float[] o = out.output();
-        float[] lse = out.lse();
-        Runnable work = () -> IntStream.range(0, heads * tokens).parallel().forEach(idx -> {
-            int h = idx / tokens;
-            int t = idx % tokens;
-            int kvh = h / group;
-            int visible = visibleKeys(kpos, size, query.positions()[t]);
-            int qo = (t * heads + h) * d;
-            int oo = qo;
-            float m = Float.NEGATIVE_INFINITY;
-            double l = 0;
-            float[] acc = new float[d];
-            for (int j = 0; j < visible; j++) {
-                int ko = (kvh * cap + j) * d;
-                float s = 0;
-                for (int i = 0; i < d; i++) {
-                    s += q[qo + i] * keys[ko + i];
-                }
-                s *= scale;
-                if (s > m) {
-                    float c = (float) Math.exp(m - s);
-                    l *= c;
-                    for (int i = 0; i < d; i++) {
-                        acc[i] *= c;
-                    }
-                    m = s;
-                }
-                float p = (float) Math.exp(s - m);
-                l += p;
-                for (int i = 0; i < d; i++) {
-                    acc[i] += p * values[ko + i];
-                }
-            }
-            if (visible > 0) {
-                float inv = (float) (1.0 / l);
-                for (int i = 0; i < d; i++) {
-                    o[oo + i] = acc[i] * inv;
-                }
-                lse[t * heads + h] = (float) (m + Math.log(l));
-            }
-        });
-        pool.submit(work).join();
-        return out;
+        return store;
     }
 
     /** Number of leading slots whose position is {@code <= p} (positions are strictly increasing). */
@@ -110,8 +150,448 @@ public final class CpuAttentionKernel implements AttentionKernel {
         return lo;
     }
 
-    @Override
-    public void close() {
-        pool.shutdown();
+    /** One {@link #attend} call: its inputs, the task decomposition and the key-split partials. */
+    private static final class Job {
+        private final float[] keys;
+        private final float[] values;
+        private final int capacity;
+        private final int d;
+        private final int heads;
+        private final int group;
+        private final int tokens;
+        private final float scale;
+        private final float[] q;
+        private final int[] visible;
+        private final int tokensPerTile;
+        private final int queryTiles;
+        private final int kvHeads;
+        private final int splits;
+        private final int splitKeys;
+        private final int maxVisible;
+        private final float[] output;
+        private final float[] lse;
+        /** Per split: running max {@code [splits][tokens*heads]}, sum, and unnormalised output {@code [..][headDim]}. */
+        private final float[] splitMax;
+        private final float[] splitSum;
+        private final float[] splitOut;
+
+        Job(HeapKvStore store, int layer, AttentionQuery query, PartialAttention out, int threads) {
+            this.keys = store.keys(layer);
+            this.values = store.values(layer);
+            this.capacity = store.capacity();
+            this.d = query.headDim();
+            this.heads = query.heads();
+            this.kvHeads = store.layout().kvHeads();
+            this.group = heads / kvHeads;
+            this.tokens = query.tokens();
+            this.scale = query.scale();
+            this.q = query.q();
+            this.output = out.output();
+            this.lse = out.lse();
+            int[] kpos = store.positions();
+            int size = store.size();
+            this.visible = new int[tokens];
+            int max = 0;
+            for (int t = 0; t < tokens; t++) {
+                visible[t] = visibleKeys(kpos, size, query.positions()[t]);
+                max = Math.max(max, visible[t]);
+            }
+            this.maxVisible = max;
+            this.tokensPerTile = Math.max(1, TILE_ROWS / group);
+            this.queryTiles = ceilDiv(tokens, tokensPerTile);
+            int keyTiles = ceilDiv(max, TILE);
+            int base = kvHeads * queryTiles;
+            int want = ceilDiv(TASKS_PER_THREAD * threads, Math.max(1, base));
+            int most = Math.max(1, keyTiles * TILE / MIN_SPLIT_KEYS);
+            int tilesPerSplit = ceilDiv(keyTiles, Math.max(1, Math.min(want, most)));
+            this.splitKeys = tilesPerSplit * TILE;
+            this.splits = keyTiles == 0 ? 0 : ceilDiv(keyTiles, tilesPerSplit);
+            int rows = tokens * heads;
+            this.splitMax = splits > 1 ? new float[splits * rows] : null;
+            this.splitSum = splits > 1 ? new float[splits * rows] : null;
+            this.splitOut = splits > 1 ? new float[splits * rows * d] : null;
+        }
+
+        int tasks() {
+            return kvHeads * queryTiles * splits;
+        }
+
+        void run(int task, Scratch sc) {
+            int split = task % splits;
+            int qt = task / splits % queryTiles;
+            int kvh = task / splits / queryTiles;
+            int t0 = qt * tokensPerTile;
+            int rows = (Math.min(tokens, t0 + tokensPerTile) - t0) * group;
+            int padded = (rows + BLOCK - 1) & -BLOCK;
+            int k0 = split * splitKeys;
+            int k1 = Math.min(maxVisible, k0 + splitKeys);
+            sc.ensure(padded, d);
+            float[] qs = sc.q;
+            float[] o = sc.o;
+            float[] s = sc.s;
+            float[] m = sc.m;
+            float[] l = sc.l;
+            float[] alpha = sc.alpha;
+            int[] rv = sc.visible;
+            int end = k0;
+            for (int r = 0; r < padded; r++) {
+                if (r < rows) {
+                    int t = t0 + r / group;
+                    int src = (t * heads + kvh * group + r % group) * d;
+                    for (int i = 0; i < d; i++) {
+                        qs[r * d + i] = q[src + i] * scale;
+                    }
+                    rv[r] = Math.min(visible[t], k1);
+                    end = Math.max(end, rv[r]);
+                } else {
+                    Arrays.fill(qs, r * d, r * d + d, 0f);
+                    rv[r] = 0;
+                }
+                m[r] = Float.NEGATIVE_INFINITY;
+                l[r] = 0;
+                Arrays.fill(o, r * d, r * d + d, 0f);
+            }
+            for (int kt = k0; kt < end; kt += TILE) {
+                // panels are TILE-aligned, so the K panel and the V rows of slot kt start at the same offset
+                int base = (kvh * capacity + kt) * d;
+                for (int r0 = 0; r0 < padded; r0 += BLOCK) {
+                    int hi = Math.max(Math.max(rv[r0], rv[r0 + 1]), Math.max(rv[r0 + 2], rv[r0 + 3]));
+                    if (hi <= kt) {
+                        continue;
+                    }
+                    scores(qs, r0 * d, d, keys, base, s, r0 * TILE);
+                    for (int r = r0; r < r0 + BLOCK; r++) {
+                        softmax(s, r * TILE, kt, rv[r], m, l, alpha, r);
+                    }
+                    accumulate(values, base, d, Math.min(TILE, hi - kt), s, r0, o, alpha);
+                }
+            }
+            for (int r = 0; r < rows; r++) {
+                int row = (t0 + r / group) * heads + kvh * group + r % group;
+                if (splits == 1) {
+                    if (l[r] > 0) {
+                        float inv = 1f / l[r];
+                        for (int i = 0; i < d; i++) {
+                            output[row * d + i] = o[r * d + i] * inv;
+                        }
+                        lse[row] = (float) (m[r] + Math.log(l[r]));
+                    }
+                } else {
+                    int at = split * tokens * heads + row;
+                    splitMax[at] = m[r];
+                    splitSum[at] = l[r];
+                    System.arraycopy(o, r * d, splitOut, at * d, d);
+                }
+            }
+        }
+
+        /** Combines the key splits (unnormalised outputs with their max and sum) into the output. */
+        void mergeSplits() {
+            if (splits <= 1) {
+                return;
+            }
+            int rows = tokens * heads;
+            for (int row = 0; row < rows; row++) {
+                float mx = Float.NEGATIVE_INFINITY;
+                for (int sp = 0; sp < splits; sp++) {
+                    mx = Math.max(mx, splitMax[sp * rows + row]);
+                }
+                if (mx == Float.NEGATIVE_INFINITY) {
+                    continue;
+                }
+                double sum = 0;
+                for (int sp = 0; sp < splits; sp++) {
+                    sum += splitSum[sp * rows + row] * Math.exp(splitMax[sp * rows + row] - mx);
+                }
+                for (int sp = 0; sp < splits; sp++) {
+                    int at = sp * rows + row;
+                    if (splitSum[at] == 0) {
+                        continue;
+                    }
+                    float w = (float) (Math.exp(splitMax[at] - mx) / sum);
+                    for (int i = 0; i < d; i++) {
+                        output[row * d + i] += w * splitOut[at * d + i];
+                    }
+                }
+                lse[row] = (float) (mx + Math.log(sum));
+            }
+        }
+    }
+
+    /** Scores of 4 rows against one key tile: {@code s[r][j] = q[r] . k[j]} (q already scaled). */
+    private static void scores(float[] qs, int q0, int d, float[] k, int base, float[] s, int s0) {
+        int k0 = base + panelOffset(0, d);
+        int k1 = base + panelOffset(1, d);
+        int k2 = base + panelOffset(2, d);
+        int k3 = base + panelOffset(3, d);
+        FloatVector s00 = FloatVector.zero(SPECIES);
+        FloatVector s01 = s00;
+        FloatVector s02 = s00;
+        FloatVector s03 = s00;
+        FloatVector s10 = s00;
+        FloatVector s11 = s00;
+        FloatVector s12 = s00;
+        FloatVector s13 = s00;
+        FloatVector s20 = s00;
+        FloatVector s21 = s00;
+        FloatVector s22 = s00;
+        FloatVector s23 = s00;
+        FloatVector s30 = s00;
+        FloatVector s31 = s00;
+        FloatVector s32 = s00;
+        FloatVector s33 = s00;
+        for (int i = 0; i < d; i++) {
+            int ki = i * HeapKvStore.KEY_PANEL;
+            FloatVector v0 = FloatVector.fromArray(SPECIES, k, k0 + ki);
+            FloatVector v1 = FloatVector.fromArray(SPECIES, k, k1 + ki);
+            FloatVector v2 = FloatVector.fromArray(SPECIES, k, k2 + ki);
+            FloatVector v3 = FloatVector.fromArray(SPECIES, k, k3 + ki);
+            FloatVector q = FloatVector.broadcast(SPECIES, qs[q0 + i]);
+            s00 = v0.fma(q, s00);
+            s01 = v1.fma(q, s01);
+            s02 = v2.fma(q, s02);
+            s03 = v3.fma(q, s03);
+            q = FloatVector.broadcast(SPECIES, qs[q0 + d + i]);
+            s10 = v0.fma(q, s10);
+            s11 = v1.fma(q, s11);
+            s12 = v2.fma(q, s12);
+            s13 = v3.fma(q, s13);
+            q = FloatVector.broadcast(SPECIES, qs[q0 + 2 * d + i]);
+            s20 = v0.fma(q, s20);
+            s21 = v1.fma(q, s21);
+            s22 = v2.fma(q, s22);
+            s23 = v3.fma(q, s23);
+            q = FloatVector.broadcast(SPECIES, qs[q0 + 3 * d + i]);
+            s30 = v0.fma(q, s30);
+            s31 = v1.fma(q, s31);
+            s32 = v2.fma(q, s32);
+            s33 = v3.fma(q, s33);
+        }
+        s00.intoArray(s, s0);
+        s01.intoArray(s, s0 + LANES);
+        s02.intoArray(s, s0 + 2 * LANES);
+        s03.intoArray(s, s0 + 3 * LANES);
+        s10.intoArray(s, s0 + TILE);
+        s11.intoArray(s, s0 + TILE + LANES);
+        s12.intoArray(s, s0 + TILE + 2 * LANES);
+        s13.intoArray(s, s0 + TILE + 3 * LANES);
+        s20.intoArray(s, s0 + 2 * TILE);
+        s21.intoArray(s, s0 + 2 * TILE + LANES);
+        s22.intoArray(s, s0 + 2 * TILE + 2 * LANES);
+        s23.intoArray(s, s0 + 2 * TILE + 3 * LANES);
+        s30.intoArray(s, s0 + 3 * TILE);
+        s31.intoArray(s, s0 + 3 * TILE + LANES);
+        s32.intoArray(s, s0 + 3 * TILE + 2 * LANES);
+        s33.intoArray(s, s0 + 3 * TILE + 3 * LANES);
+    }
+
+    /** Offset of the {@code v}-th vector of keys of a tile, relative to the tile's first panel. */
+    private static int panelOffset(int v, int d) {
+        int key = v * LANES;
+        return (key & -HeapKvStore.KEY_PANEL) * d + (key & (HeapKvStore.KEY_PANEL - 1));
+    }
+
+    /**
+     * Online-softmax step of row {@code r} over the scores at {@code s[off..off+TILE)} of keys {@code kt..}: masks
+     * the keys at or after {@code visible}, updates {@code m[r]}, {@code l[r]}, sets {@code alpha[r]} and leaves the
+     * probabilities in {@code s}.
+     */
+    private static void softmax(float[] s, int off, int kt, int visible, float[] m, float[] l, float[] alpha, int r) {
+        if (visible <= kt) {
+            Arrays.fill(s, off, off + TILE, 0f);
+            alpha[r] = 1;
+            return;
+        }
+        FloatVector x0 = FloatVector.fromArray(SPECIES, s, off);
+        FloatVector x1 = FloatVector.fromArray(SPECIES, s, off + LANES);
+        FloatVector x2 = FloatVector.fromArray(SPECIES, s, off + 2 * LANES);
+        FloatVector x3 = FloatVector.fromArray(SPECIES, s, off + 3 * LANES);
+        if (kt + TILE > visible) {
+            float limit = visible - kt;
+            x0 = x0.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, 0).compare(VectorOperators.GE, limit));
+            x1 = x1.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, LANES).compare(VectorOperators.GE, limit));
+            x2 = x2.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, 2 * LANES).compare(VectorOperators.GE, limit));
+            x3 = x3.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, 3 * LANES).compare(VectorOperators.GE, limit));
+        }
+        float tileMax = x0.max(x1).max(x2.max(x3)).reduceLanes(VectorOperators.MAX);
+        float old = m[r];
+        float mx = Math.max(old, tileMax);
+        FloatVector p0 = x0.sub(mx).lanewise(VectorOperators.EXP);
+        FloatVector p1 = x1.sub(mx).lanewise(VectorOperators.EXP);
+        FloatVector p2 = x2.sub(mx).lanewise(VectorOperators.EXP);
+        FloatVector p3 = x3.sub(mx).lanewise(VectorOperators.EXP);
+        float a = old == mx ? 1f : (float) Math.exp(old - mx);
+        l[r] = l[r] * a + p0.add(p1).add(p2.add(p3)).reduceLanes(VectorOperators.ADD);
+        m[r] = mx;
+        alpha[r] = a;
+        p0.intoArray(s, off);
+        p1.intoArray(s, off + LANES);
+        p2.intoArray(s, off + 2 * LANES);
+        p3.intoArray(s, off + 3 * LANES);
+    }
+
+    /**
+     * {@code o[r] = alpha[r] * o[r] + sum_j p[r][j] * v[j]} for the 4 rows from {@code r0} and the first {@code nk}
+     * keys of the tile whose values start at {@code base}.
+     */
+    private static void accumulate(float[] v, int base, int d, int nk, float[] p, int r0, float[] o, float[] alpha) {
+        float a0 = alpha[r0];
+        float a1 = alpha[r0 + 1];
+        float a2 = alpha[r0 + 2];
+        float a3 = alpha[r0 + 3];
+        int p0 = r0 * TILE;
+        int p1 = p0 + TILE;
+        int p2 = p1 + TILE;
+        int p3 = p2 + TILE;
+        int o0 = r0 * d;
+        int o1 = o0 + d;
+        int o2 = o1 + d;
+        int o3 = o2 + d;
+        int c = 0;
+        for (; c + 4 * LANES <= d; c += 4 * LANES) {
+            FloatVector x00 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(a0);
+            FloatVector x01 = FloatVector.fromArray(SPECIES, o, o0 + c + LANES).mul(a0);
+            FloatVector x02 = FloatVector.fromArray(SPECIES, o, o0 + c + 2 * LANES).mul(a0);
+            FloatVector x03 = FloatVector.fromArray(SPECIES, o, o0 + c + 3 * LANES).mul(a0);
+            FloatVector x10 = FloatVector.fromArray(SPECIES, o, o1 + c).mul(a1);
+            FloatVector x11 = FloatVector.fromArray(SPECIES, o, o1 + c + LANES).mul(a1);
+            FloatVector x12 = FloatVector.fromArray(SPECIES, o, o1 + c + 2 * LANES).mul(a1);
+            FloatVector x13 = FloatVector.fromArray(SPECIES, o, o1 + c + 3 * LANES).mul(a1);
+            FloatVector x20 = FloatVector.fromArray(SPECIES, o, o2 + c).mul(a2);
+            FloatVector x21 = FloatVector.fromArray(SPECIES, o, o2 + c + LANES).mul(a2);
+            FloatVector x22 = FloatVector.fromArray(SPECIES, o, o2 + c + 2 * LANES).mul(a2);
+            FloatVector x23 = FloatVector.fromArray(SPECIES, o, o2 + c + 3 * LANES).mul(a2);
+            FloatVector x30 = FloatVector.fromArray(SPECIES, o, o3 + c).mul(a3);
+            FloatVector x31 = FloatVector.fromArray(SPECIES, o, o3 + c + LANES).mul(a3);
+            FloatVector x32 = FloatVector.fromArray(SPECIES, o, o3 + c + 2 * LANES).mul(a3);
+            FloatVector x33 = FloatVector.fromArray(SPECIES, o, o3 + c + 3 * LANES).mul(a3);
+            for (int j = 0, vo = base + c; j < nk; j++, vo += d) {
+                FloatVector v0 = FloatVector.fromArray(SPECIES, v, vo);
+                FloatVector v1 = FloatVector.fromArray(SPECIES, v, vo + LANES);
+                FloatVector v2 = FloatVector.fromArray(SPECIES, v, vo + 2 * LANES);
+                FloatVector v3 = FloatVector.fromArray(SPECIES, v, vo + 3 * LANES);
+                FloatVector w = FloatVector.broadcast(SPECIES, p[p0 + j]);
+                x00 = v0.fma(w, x00);
+                x01 = v1.fma(w, x01);
+                x02 = v2.fma(w, x02);
+                x03 = v3.fma(w, x03);
+                w = FloatVector.broadcast(SPECIES, p[p1 + j]);
+                x10 = v0.fma(w, x10);
+                x11 = v1.fma(w, x11);
+                x12 = v2.fma(w, x12);
+                x13 = v3.fma(w, x13);
+                w = FloatVector.broadcast(SPECIES, p[p2 + j]);
+                x20 = v0.fma(w, x20);
+                x21 = v1.fma(w, x21);
+                x22 = v2.fma(w, x22);
+                x23 = v3.fma(w, x23);
+                w = FloatVector.broadcast(SPECIES, p[p3 + j]);
+                x30 = v0.fma(w, x30);
+                x31 = v1.fma(w, x31);
+                x32 = v2.fma(w, x32);
+                x33 = v3.fma(w, x33);
+            }
+            x00.intoArray(o, o0 + c);
+            x01.intoArray(o, o0 + c + LANES);
+            x02.intoArray(o, o0 + c + 2 * LANES);
+            x03.intoArray(o, o0 + c + 3 * LANES);
+            x10.intoArray(o, o1 + c);
+            x11.intoArray(o, o1 + c + LANES);
+            x12.intoArray(o, o1 + c + 2 * LANES);
+            x13.intoArray(o, o1 + c + 3 * LANES);
+            x20.intoArray(o, o2 + c);
+            x21.intoArray(o, o2 + c + LANES);
+            x22.intoArray(o, o2 + c + 2 * LANES);
+            x23.intoArray(o, o2 + c + 3 * LANES);
+            x30.intoArray(o, o3 + c);
+            x31.intoArray(o, o3 + c + LANES);
+            x32.intoArray(o, o3 + c + 2 * LANES);
+            x33.intoArray(o, o3 + c + 3 * LANES);
+        }
+        for (; c + LANES <= d; c += LANES) {
+            FloatVector x0 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(a0);
+            FloatVector x1 = FloatVector.fromArray(SPECIES, o, o1 + c).mul(a1);
+            FloatVector x2 = FloatVector.fromArray(SPECIES, o, o2 + c).mul(a2);
+            FloatVector x3 = FloatVector.fromArray(SPECIES, o, o3 + c).mul(a3);
+            for (int j = 0, vo = base + c; j < nk; j++, vo += d) {
+                FloatVector vj = FloatVector.fromArray(SPECIES, v, vo);
+                x0 = vj.fma(FloatVector.broadcast(SPECIES, p[p0 + j]), x0);
+                x1 = vj.fma(FloatVector.broadcast(SPECIES, p[p1 + j]), x1);
+                x2 = vj.fma(FloatVector.broadcast(SPECIES, p[p2 + j]), x2);
+                x3 = vj.fma(FloatVector.broadcast(SPECIES, p[p3 + j]), x3);
+            }
+            x0.intoArray(o, o0 + c);
+            x1.intoArray(o, o1 + c);
+            x2.intoArray(o, o2 + c);
+            x3.intoArray(o, o3 + c);
+        }
+        for (; c < d; c++) {
+            float x0 = o[o0 + c] * a0;
+            float x1 = o[o1 + c] * a1;
+            float x2 = o[o2 + c] * a2;
+            float x3 = o[o3 + c] * a3;
+            for (int j = 0, vo = base + c; j < nk; j++, vo += d) {
+                x0 += p[p0 + j] * v[vo];
+                x1 += p[p1 + j] * v[vo];
+                x2 += p[p2 + j] * v[vo];
+                x3 += p[p3 + j] * v[vo];
+            }
+            o[o0 + c] = x0;
+            o[o1 + c] = x1;
+            o[o2 + c] = x2;
+            o[o3 + c] = x3;
+        }
+    }
+
+    private static int ceilDiv(int x, int y) {
+        return (x + y - 1) / y;
+    }
+
+    /** Per-thread working memory, layout in the class comment; grows on demand and is reused across calls. */
+    private static final class Scratch {
+        float[] q = new float[0];
+        float[] o = new float[0];
+        float[] s = new float[0];
+        float[] m = new float[0];
+        float[] l = new float[0];
+        float[] alpha = new float[0];
+        int[] visible = new int[0];
+
+        void ensure(int rows, int d) {
+            if (m.length < rows || q.length < rows * d) {
+                int r = Math.max(rows, m.length);
+                int n = Math.max(rows * d, q.length);
+                q = new float[n];
+                o = new float[n];
+                s = new float[r * TILE];
+                m = new float[r];
+                l = new float[r];
+                alpha = new float[r];
+                visible = new int[r];
+            }
+        }
+    }
+
+    /** Runs tasks {@code [from, to)} of a job, splitting in halves for work stealing. */
+    private final class Tasks extends RecursiveAction {
+        private final Job job;
+        private final int from;
+        private final int to;
+
+        Tasks(Job job, int from, int to) {
+            this.job = job;
+            this.from = from;
+            this.to = to;
+        }
+
+        @Override
+        protected void compute() {
+            if (to - from == 1) {
+                job.run(from, scratch.get());
+                return;
+            }
+            int mid = (from + to) >>> 1;
+            invokeAll(new Tasks(job, from, mid), new Tasks(job, mid, to));
+        }
     }
 }

@@ -5,12 +5,27 @@ import java.util.Arrays;
 /**
  * A {@link KvStore} on the Java heap, read by the CPU kernels.
  *
- * <p>Memory layout, per layer, one {@code float[]} for K and one for V, head-major so that a kernel streams the
- * keys of one KV head contiguously: element {@code (head, slot, d)} is at {@code (head * capacity + slot) *
- * headDim + d}. Positions are one {@code int[capacity]} shared by all layers. Capacity grows by doubling (a copy per
- * head); {@link #rollback(int)} keeps the capacity.
+ * <p>Memory layout, per layer one {@code float[]} for K and one for V, both head-major so that a kernel streams
+ * the keys of one KV head contiguously ({@code capacity * headDim} floats per head):
+ * <ul>
+ *   <li>V is row-major per slot: element {@code (head, slot, i)} is at {@code (head * capacity + slot) * headDim + i}
+ *       ({@link #valueIndex}).</li>
+ *   <li>K is stored in <em>panels</em> of {@value #KEY_PANEL} consecutive slots, each panel transposed to
+ *       {@code [headDim][KEY_PANEL]}: element {@code (head, slot, i)} is at
+ *       {@code (head * capacity + slot - slot % 16) * headDim + i * 16 + slot % 16} ({@link #keyIndex}). One
+ *       vector load then reads dimension {@code i} of 16 keys, so the kernel scores 16 keys per FMA without a
+ *       transpose; a panel is still {@code 16 * headDim} contiguous floats, so the memory footprint is unchanged.</li>
+ * </ul>
+ * Positions are one {@code int[capacity]} shared by all layers. Capacity is a multiple of {@value #CAPACITY_ALIGN}
+ * (whole key tiles are always addressable), grows by doubling (a copy per head), and {@link #rollback(int)} keeps it.
  */
 public final class HeapKvStore implements KvStore {
+
+    /** Slots per transposed K panel, see the class comment. */
+    public static final int KEY_PANEL = 16;
+
+    /** Capacity is always a multiple of this many slots. */
+    public static final int CAPACITY_ALIGN = 64;
 
     private final KvLayout layout;
     private float[][] keys;
@@ -22,7 +37,7 @@ public final class HeapKvStore implements KvStore {
 
     public HeapKvStore(KvLayout layout) {
         this.layout = layout;
-        this.capacity = Math.max(16, layout.initialCapacity());
+        this.capacity = alignCapacity(Math.max(CAPACITY_ALIGN, layout.initialCapacity()));
         this.keys = new float[layout.layers()][];
         this.values = new float[layout.layers()][];
         for (int l = 0; l < layout.layers(); l++) {
@@ -49,16 +64,29 @@ public final class HeapKvStore implements KvStore {
 
     /** K of layer {@code layer}, layout in the class comment. Valid until the next {@link #reserve}. */
     public float[] keys(int layer) {
+        checkOpen();
         return keys[layer];
     }
 
     /** V of layer {@code layer}, layout in the class comment. Valid until the next {@link #reserve}. */
     public float[] values(int layer) {
+        checkOpen();
         return values[layer];
+    }
+
+    /** Index of element {@code i} of the key of {@code (head, slot)} in {@link #keys(int)}. */
+    public int keyIndex(int head, int slot, int i) {
+        return (head * capacity + (slot & -KEY_PANEL)) * layout.headDim() + i * KEY_PANEL + (slot & (KEY_PANEL - 1));
+    }
+
+    /** Index of element {@code i} of the value of {@code (head, slot)} in {@link #values(int)}. */
+    public int valueIndex(int head, int slot, int i) {
+        return (head * capacity + slot) * layout.headDim() + i;
     }
 
     /** Positions of slots {@code 0..size-1} (the array may be longer). */
     public int[] positions() {
+        checkOpen();
         return positions;
     }
 
@@ -100,9 +128,12 @@ public final class HeapKvStore implements KvStore {
         for (int t = 0; t < tokens; t++) {
             int src = offset + t * heads * d;
             for (int h = 0; h < heads; h++) {
-                int dst = (h * capacity + firstSlot + t) * d;
-                System.arraycopy(k, src + h * d, kl, dst, d);
-                System.arraycopy(v, src + h * d, vl, dst, d);
+                int slot = firstSlot + t;
+                int kd = keyIndex(h, slot, 0);
+                for (int i = 0; i < d; i++) {
+                    kl[kd + i * KEY_PANEL] = k[src + h * d + i];
+                }
+                System.arraycopy(v, src + h * d, vl, valueIndex(h, slot, 0), d);
             }
         }
     }
@@ -112,6 +143,8 @@ public final class HeapKvStore implements KvStore {
         if (!(source instanceof HeapKvStore src)) {
             throw new IllegalArgumentException("cannot copy from " + source.getClass().getSimpleName() + " into a heap store");
         }
+        checkOpen();
+        src.checkOpen();
         if (!src.layout.equals(layout) && (src.layout.layers() != layout.layers()
                 || src.layout.kvHeads() != layout.kvHeads() || src.layout.headDim() != layout.headDim())) {
             throw new IllegalArgumentException("layouts differ: " + src.layout + " vs " + layout);
@@ -124,14 +157,15 @@ public final class HeapKvStore implements KvStore {
         int d = layout.headDim();
         for (int l = 0; l < layout.layers(); l++) {
             for (int h = 0; h < layout.kvHeads(); h++) {
-                System.arraycopy(src.keys[l], (h * src.capacity + from) * d, keys[l], (h * capacity + first) * d, n * d);
-                System.arraycopy(src.values[l], (h * src.capacity + from) * d, values[l], (h * capacity + first) * d, n * d);
+                copyKeys(src, src.keys[l], h, from, keys[l], first, n);
+                System.arraycopy(src.values[l], src.valueIndex(h, from, 0), values[l], valueIndex(h, first, 0), n * d);
             }
         }
     }
 
     @Override
     public void rollback(int mark) {
+        checkOpen();
         if (mark < 0 || mark > size) {
             throw new IllegalArgumentException("mark " + mark + " is not in [0, " + size + "]");
         }
@@ -159,11 +193,41 @@ public final class HeapKvStore implements KvStore {
         }
     }
 
+    /** Copies the keys of {@code n} slots of one head; whole panels move with one copy when the slots line up. */
+    private void copyKeys(HeapKvStore src, float[] from, int head, int srcSlot, float[] to, int dstSlot, int n) {
+        int d = layout.headDim();
+        int done = 0;
+        if (((srcSlot ^ dstSlot) & (KEY_PANEL - 1)) == 0) {
+            while (done < n && ((dstSlot + done) & (KEY_PANEL - 1)) != 0) {
+                copyKey(src, from, head, srcSlot + done, to, dstSlot + done);
+                done++;
+            }
+            int whole = (n - done) & -KEY_PANEL;
+            System.arraycopy(from, src.keyIndex(head, srcSlot + done, 0), to, keyIndex(head, dstSlot + done, 0), whole * d);
+            done += whole;
+        }
+        for (; done < n; done++) {
+            copyKey(src, from, head, srcSlot + done, to, dstSlot + done);
+        }
+    }
+
+    private void copyKey(HeapKvStore src, float[] from, int head, int srcSlot, float[] to, int dstSlot) {
+        int s = src.keyIndex(head, srcSlot, 0);
+        int t = keyIndex(head, dstSlot, 0);
+        for (int i = 0; i < layout.headDim(); i++) {
+            to[t + i * KEY_PANEL] = from[s + i * KEY_PANEL];
+        }
+    }
+
+    private static int alignCapacity(int slots) {
+        return (slots + CAPACITY_ALIGN - 1) & -CAPACITY_ALIGN;
+    }
+
     private void ensureCapacity(int needed) {
         if (needed <= capacity) {
             return;
         }
-        int newCap = Math.max(needed, capacity * 2);
+        int newCap = alignCapacity(Math.max(needed, capacity * 2));
         int d = layout.headDim();
         for (int l = 0; l < layout.layers(); l++) {
             keys[l] = regrow(keys[l], newCap, d);
@@ -173,10 +237,12 @@ public final class HeapKvStore implements KvStore {
         capacity = newCap;
     }
 
+    /** Both layouts keep a head's slots in order within its {@code capacity * headDim} floats, whole panels included. */
     private float[] regrow(float[] old, int newCap, int d) {
         float[] n = new float[layout.kvHeads() * newCap * d];
+        int used = (size + KEY_PANEL - 1) & -KEY_PANEL;
         for (int h = 0; h < layout.kvHeads(); h++) {
-            System.arraycopy(old, h * capacity * d, n, h * newCap * d, size * d);
+            System.arraycopy(old, h * capacity * d, n, h * newCap * d, used * d);
         }
         return n;
     }

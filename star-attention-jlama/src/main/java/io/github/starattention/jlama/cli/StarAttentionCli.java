@@ -26,11 +26,16 @@ public final class StarAttentionCli {
 
     /** Runs the command line and returns the exit code. */
     public static int run(String... args) {
+        return run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args);
+    }
+
+    /** Runs the command line with picocli's messages on {@code out} and {@code err}; returns the exit code. */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cli = new CommandLine(new StarAttentionCli());
+        cli.setOut(out);
+        cli.setErr(err);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            boolean verbose = parsed.hasMatchedOption("--verbose");
-            PrintWriter err = cmd.getErr();
-            if (verbose) {
+            if (parsed.subcommand() != null && parsed.subcommand().hasMatchedOption("--verbose")) {
                 e.printStackTrace(err);
             }
             boolean badInput = e instanceof IllegalArgumentException || e instanceof java.io.UncheckedIOException

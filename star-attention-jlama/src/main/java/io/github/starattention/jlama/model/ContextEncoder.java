@@ -28,6 +28,9 @@ public final class ContextEncoder {
     /** Default chunk: large enough for efficient matrix products, small enough to bound activation memory. */
     public static final int DEFAULT_CHUNK = 512;
 
+    /** Slots reserved beyond the last block for query and answer tokens, so a first question does not regrow it. */
+    static final int QUERY_SLACK = 512;
+
     private final StarLlamaModel model;
     private final AttentionKernel kernel;
     private final RotaryEmbedding rope;
@@ -100,7 +103,8 @@ public final class ContextEncoder {
             int a = plan.effectiveAnchor();
             for (Block block : blocks) {
                 long t0 = System.nanoTime();
-                KvStore store = newStore(block.length());
+                boolean last = block.index() == plan.blockCount() - 1;
+                KvStore store = newStore(block.length() + (last ? QUERY_SLACK : 0));
                 stores.add(store);
                 List<KvStore> prefix = List.of();
                 if (block.index() > 0 && a > 0) {

@@ -1,0 +1,103 @@
+package io.github.starattention.jlama.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.github.starattention.jlama.TestData;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Bad input: one clear line on stderr, exit code 2, no stack trace. */
+class CliBadInputIT {
+
+    @TempDir
+    Path tmp;
+
+    private record Result(int code, String out, String err) {
+    }
+
+    private static Result run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = StarAttentionCli.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    private Path context(String text) throws IOException {
+        Path f = tmp.resolve("context.txt");
+        Files.writeString(f, text);
+        return f;
+    }
+
+    private static void assertOneLine(Result r, String expected) {
+        assertThat(r.code()).as(r.err()).isEqualTo(StarAttentionCli.BAD_INPUT);
+        assertThat(r.err()).contains(expected).doesNotContain("\tat ").doesNotContain("Exception");
+        assertThat(r.err().strip().lines().count()).as(r.err()).isLessThanOrEqualTo(2);
+    }
+
+    @Test
+    void missingModelFolder() throws IOException {
+        Result r = run("ask", "--model", tmp.resolve("nope").toString(), "--context-file", context("x").toString(),
+                "--question", "q");
+        assertOneLine(r, "does not exist");
+    }
+
+    @Test
+    void unsupportedModelType() throws IOException {
+        Path m = Files.createDirectories(tmp.resolve("gpt2"));
+        Files.writeString(m.resolve("config.json"), "{\"model_type\": \"gpt2\"}");
+        Files.writeString(m.resolve("tokenizer.json"), "{}");
+        Files.writeString(m.resolve("model.safetensors"), "");
+        Result r = run("ask", "--model", m.toString(), "--context-file", context("x").toString(), "--question", "q");
+        assertOneLine(r, "unsupported model_type 'gpt2'");
+    }
+
+    @Test
+    void unreadableContextFile() {
+        Result r = run("ask", "--model", TestData.modelDir().toString(), "--context-file", tmp.resolve("missing.txt").toString(),
+                "--question", "q");
+        assertOneLine(r, "cannot read context file");
+    }
+
+    @Test
+    void anchorLargerThanBlock() throws IOException {
+        Result r = run("ask", "--model", TestData.modelDir().toString(), "--context-file", context("some words here").toString(),
+                "--question", "q", "--block-size", "64", "--anchor-size", "128");
+        assertOneLine(r, "anchor size (128) must not exceed the block size (64)");
+    }
+
+    @Test
+    void promptLongerThanTheModelsPositions() throws IOException {
+        Result r = run("ask", "--model", TestData.modelDir().toString(),
+                "--context-file", context("1 2 3 4 5 6 7 8 ".repeat(2_200)).toString(), "--question", "q");
+        assertOneLine(r, "but the model has 32768");
+    }
+
+    @Test
+    void verbosePrintsTheStackTrace() {
+        Result r = run("ask", "--verbose", "--model", tmp.resolve("nope").toString(), "--context-file", "x", "--question", "q");
+        assertThat(r.code()).isEqualTo(StarAttentionCli.BAD_INPUT);
+        assertThat(r.err()).contains("\tat ");
+    }
+
+    @Test
+    void askAnswersInJson() throws IOException {
+        var dev = TestData.devSet().values().stream().filter(e -> e.get("length").asInt() == 1024).findFirst().orElseThrow();
+        Result r = run("ask", "--model", TestData.modelDir().toString(), "--context-file", context(dev.get("context").asText()).toString(),
+                "--question", dev.get("question").asText(), "--json", "--threads", "2", "--device", "cpu");
+        assertThat(r.code()).as(r.err()).isZero();
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out().strip());
+        assertThat(json.get("answer").asText()).contains(dev.get("answers").get(0).asText());
+        assertThat(json.get("mode").asText()).isEqualTo("star");
+        assertThat(json.get("blocks").asInt()).isEqualTo(4);
+        assertThat(json.get("anchor_size").asInt()).isEqualTo(json.get("block_size").asInt());
+        assertThat(json.get("context_tokens").asInt()).isBetween(900, 1024);
+        for (String key : new String[] {"query_tokens", "generated_tokens", "ttft_ms", "decode_tokens_per_s"}) {
+            assertThat(json.get(key).asDouble()).as(key).isPositive();
+        }
+    }
+}
