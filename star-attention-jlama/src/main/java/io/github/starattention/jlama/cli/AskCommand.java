@@ -3,9 +3,9 @@ package io.github.starattention.jlama.cli;
 import io.github.starattention.jlama.ContextSession;
 import io.github.starattention.jlama.Generation;
 import io.github.starattention.jlama.GenerationOptions;
-import io.github.starattention.jlama.LocalEngine;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.PromptSplit;
+import io.github.starattention.jlama.StarAttentionEngine;
 import io.github.starattention.jlama.StarAttentionModel;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -51,6 +51,15 @@ public final class AskCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON line instead of text.")
     boolean json;
 
+    @Option(names = "--hosts", paramLabel = "N", description = {"Distributed: spawn N context-host JVMs on 127.0.0.1 "
+            + "(--threads threads each), answer with this process as the query host, and stop them.",
+            "With --cluster: use N hosts of that cluster."})
+    Integer hosts;
+
+    @Option(names = "--cluster", paramLabel = "FILE",
+            description = "Distributed: join the cluster configured in FILE (JSON) as the query host.")
+    Path cluster;
+
     @Override
     public Integer call() throws IOException {
         Logging.configure(common.verbose);
@@ -61,7 +70,7 @@ public final class AskCommand implements Callable<Integer> {
         var engineOptions = common.engineOptions(m);
         PrintStream out = System.out;
         try (StarAttentionModel model = common.loadModel();
-             LocalEngine engine = LocalEngine.create(model, engineOptions)) {
+             StarAttentionEngine engine = Distributed.engine(model, engineOptions, common, hosts, cluster)) {
             PromptSplit split = model.split(context, question);
             ProgressBar bar = json ? ProgressBar.silent() : new ProgressBar("prefill", System.err);
             try (ContextSession session = engine.prefill(split.contextTokens(), bar::update)) {
@@ -94,6 +103,7 @@ public final class AskCommand implements Callable<Integer> {
         r.put("anchor_size", s.plan().blockCount() == 1 ? 0 : s.plan().anchorSize());
         r.put("ttft_ms", round(s.prefillMillis() + g.ttftMillis()));
         r.put("decode_tokens_per_s", round(g.decodeTokensPerSecond()));
+        Distributed.addResult(r, s);
         return r;
     }
 

@@ -38,12 +38,15 @@ public record AttentionCall(AttentionKernel kernel, RotaryEmbedding rope, int[] 
         sources = List.copyOf(sources);
     }
 
-    /** Attention over partitions held by other hosts (phase 2 of distributed Star Attention). */
+    /**
+     * Attention over partitions held by other hosts (phase 2 of distributed Star Attention). They precede the local
+     * {@code sources} in context order, and their partials are merged before the local ones.
+     */
     @FunctionalInterface
     public interface RemotePartitions {
         /**
          * Starts the remote partial attention of {@code query} (post-RoPE) at layer {@code layer}. The future
-         * completes with one partial per remote partition, or exceptionally when a host fails.
+         * completes with one partial per remote partition in context order, or exceptionally when a host fails.
          */
         CompletableFuture<List<PartialAttention>> attend(int layer, AttentionQuery query);
     }

@@ -84,10 +84,13 @@ public final class StarSelfAttention extends CausalSelfAttention {
         }
         AttentionQuery query = new AttentionQuery(q, call.positions(), tokens, heads, d, scale);
         CompletableFuture<List<PartialAttention>> remote = call.remote() == null ? null : call.remote().attend(layer, query);
-        List<PartialAttention> parts = new ArrayList<>(call.sources().size() + 4);
+        List<PartialAttention> local = new ArrayList<>(call.sources().size());
         for (KvStore store : call.sources()) {
-            parts.add(call.kernel().attend(store, layer, query));
+            local.add(call.kernel().attend(store, layer, query));
         }
+        // remote partitions precede the local ones in context order (the query host owns the last blocks): merging
+        // them first keeps the merge order, and so every bit of the result, equal to the in-process engine's
+        List<PartialAttention> parts = new ArrayList<>(local.size() + 4);
         if (remote != null) {
             try {
                 parts.addAll(remote.join());
@@ -95,6 +98,7 @@ public final class StarSelfAttention extends CausalSelfAttention {
                 throw e.getCause() instanceof RuntimeException re ? re : e;
             }
         }
+        parts.addAll(local);
         PartialAttention merged = parts.size() == 1 ? parts.getFirst() : LseMerge.merge(parts);
         return outputProjection(merged.output(), tokens, tensorReducer);
     }

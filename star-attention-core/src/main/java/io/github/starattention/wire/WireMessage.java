@@ -1,0 +1,154 @@
+package io.github.starattention.wire;
+
+import io.github.starattention.attention.AttentionQuery;
+import io.github.starattention.attention.PartialAttention;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+
+/**
+ * The messages of distributed Star Attention. The query host sends requests to one context host each; the host
+ * answers with the matching reply (or a failure with a code and a message, which the transport carries).
+ *
+ * <p>Per phase-2 step, the query host sends one {@link AttendRequest} per context host and layer carrying all the
+ * step's tokens (the whole query during query prefill, one token while decoding); the host answers with one
+ * {@link AttendReply} holding one {@link PartialAttention} per requested block, in the requested order.
+ */
+public sealed interface WireMessage {
+
+    byte INFO_REQUEST = 1;
+    byte HOST_INFO = 2;
+    byte PREFILL_REQUEST = 3;
+    byte PREFILL_REPLY = 4;
+    byte ATTEND_REQUEST = 5;
+    byte ATTEND_REPLY = 6;
+    byte RELEASE_REQUEST = 7;
+    byte RELEASE_REPLY = 8;
+
+    /** The message type byte of the frame header. */
+    byte type();
+
+    /** Asks a context host who it is and what it serves. */
+    record InfoRequest() implements WireMessage {
+        @Override
+        public byte type() {
+            return INFO_REQUEST;
+        }
+    }
+
+    /**
+     * A context host's identity and load.
+     *
+     * @param nodeId cluster node id (the Hazelcast member UUID)
+     * @param name display name from the host's configuration
+     * @param modelId fingerprint of the model it serves; the query host uses only hosts whose id equals its own
+     * @param kernel attention kernel name, e.g. {@code cpu}
+     * @param threads worker threads
+     * @param sessions contexts held now
+     * @param kvBytes bytes of KV held now
+     */
+    record HostInfo(String nodeId, String name, String modelId, String kernel, int threads, int sessions, long kvBytes)
+            implements WireMessage {
+        public HostInfo {
+            Objects.requireNonNull(nodeId, "nodeId");
+            Objects.requireNonNull(name, "name");
+            Objects.requireNonNull(modelId, "modelId");
+            Objects.requireNonNull(kernel, "kernel");
+        }
+
+        @Override
+        public byte type() {
+            return HOST_INFO;
+        }
+    }
+
+    /**
+     * Phase 1 on a context host: encode {@code blocks} of the plan {@code (tokens.length, blockSize, anchorSize,
+     * hosts)} and keep their KV under {@code session}. Blocks may be added to an existing session (a block taken over
+     * from a host that failed).
+     *
+     * @param session context session id
+     * @param owner node id of the query host; the context host drops the session when that node leaves
+     * @param blockSize block size of the plan
+     * @param anchorSize anchor size of the plan
+     * @param hosts hosts of the plan
+     * @param blocks indices of the blocks to encode, increasing
+     * @param tokens all context tokens (BOS first); the host reads the anchor and its blocks from them
+     */
+    record PrefillRequest(UUID session, String owner, int blockSize, int anchorSize, int hosts, int[] blocks,
+                          int[] tokens) implements WireMessage {
+        public PrefillRequest {
+            Objects.requireNonNull(session, "session");
+            Objects.requireNonNull(owner, "owner");
+            Objects.requireNonNull(blocks, "blocks");
+            Objects.requireNonNull(tokens, "tokens");
+        }
+
+        @Override
+        public byte type() {
+            return PREFILL_REQUEST;
+        }
+    }
+
+    /** Phase 1 done: the blocks now held for {@code session}, the session's KV bytes on that host, the time taken. */
+    record PrefillReply(UUID session, int[] blocks, long kvBytes, long nanos) implements WireMessage {
+        public PrefillReply {
+            Objects.requireNonNull(session, "session");
+            Objects.requireNonNull(blocks, "blocks");
+        }
+
+        @Override
+        public byte type() {
+            return PREFILL_REPLY;
+        }
+    }
+
+    /**
+     * One phase-2 layer step: the partial attention of {@code query} (post-RoPE) over each of {@code blocks} at
+     * {@code layer}.
+     */
+    record AttendRequest(UUID session, int layer, int[] blocks, AttentionQuery query) implements WireMessage {
+        public AttendRequest {
+            Objects.requireNonNull(session, "session");
+            Objects.requireNonNull(blocks, "blocks");
+            Objects.requireNonNull(query, "query");
+        }
+
+        @Override
+        public byte type() {
+            return ATTEND_REQUEST;
+        }
+    }
+
+    /** The partials of an {@link AttendRequest}, one per requested block in request order, and the host's time. */
+    record AttendReply(long hostNanos, List<PartialAttention> partials) implements WireMessage {
+        public AttendReply {
+            partials = List.copyOf(partials);
+        }
+
+        @Override
+        public byte type() {
+            return ATTEND_REPLY;
+        }
+    }
+
+    /** Frees a session's KV on a context host. Releasing an unknown session is not an error. */
+    record ReleaseRequest(UUID session) implements WireMessage {
+        public ReleaseRequest {
+            Objects.requireNonNull(session, "session");
+        }
+
+        @Override
+        public byte type() {
+            return RELEASE_REQUEST;
+        }
+    }
+
+    /** Bytes freed by a {@link ReleaseRequest} and the sessions the host still holds. */
+    record ReleaseReply(long freedBytes, int sessions) implements WireMessage {
+        @Override
+        public byte type() {
+            return RELEASE_REPLY;
+        }
+    }
+}

@@ -1,0 +1,217 @@
+package io.github.starattention.wire;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.github.starattention.attention.AttentionQuery;
+import io.github.starattention.attention.PartialAttention;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.UUID;
+import org.junit.jupiter.api.Test;
+
+class WireCodecTest {
+
+    private static final UUID SESSION = UUID.fromString("00112233-4455-6677-8899-aabbccddeeff");
+
+    private static AttentionQuery query(int tokens, int heads, int d, long seed) {
+        Random r = new Random(seed);
+        float[] q = new float[tokens * heads * d];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (float) r.nextGaussian();
+        }
+        int[] pos = new int[tokens];
+        Arrays.setAll(pos, i -> 1000 + i);
+        return AttentionQuery.of(q, pos, tokens, heads, d);
+    }
+
+    private static PartialAttention partial(int tokens, int heads, int d, long seed) {
+        Random r = new Random(seed);
+        float[] o = new float[tokens * heads * d];
+        float[] l = new float[tokens * heads];
+        for (int i = 0; i < o.length; i++) {
+            o[i] = (float) r.nextGaussian();
+        }
+        for (int i = 0; i < l.length; i++) {
+            l[i] = (float) (r.nextGaussian() * 10);
+        }
+        if (l.length > 0) {
+            l[0] = Float.NEGATIVE_INFINITY; // a token that sees no key
+        }
+        return new PartialAttention(tokens, heads, d, o, l);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <T extends WireMessage> T roundTrip(T m) {
+        byte[] frame = WireCodec.encode(m);
+        assertThat(frame).hasSize(WireCodec.encodedSize(m));
+        return (T) WireCodec.decode(frame);
+    }
+
+    @Test
+    void attendRequestRoundTripsBitExactly() {
+        AttentionQuery q = query(7, 4, 64, 1);
+        var back = roundTrip(new WireMessage.AttendRequest(SESSION, 5, new int[] {0, 2}, q));
+        assertThat(back.session()).isEqualTo(SESSION);
+        assertThat(back.layer()).isEqualTo(5);
+        assertThat(back.blocks()).containsExactly(0, 2);
+        assertThat(back.query().tokens()).isEqualTo(7);
+        assertThat(back.query().heads()).isEqualTo(4);
+        assertThat(back.query().headDim()).isEqualTo(64);
+        assertThat(back.query().scale()).isEqualTo(q.scale());
+        assertThat(back.query().positions()).isEqualTo(q.positions());
+        assertThat(back.query().q()).isEqualTo(q.q());
+    }
+
+    @Test
+    void attendReplyRoundTripsBitExactlyIncludingMinusInfinity() {
+        List<PartialAttention> parts = List.of(partial(3, 4, 8, 2), partial(3, 4, 8, 3), partial(0, 4, 8, 4));
+        var back = roundTrip(new WireMessage.AttendReply(12345L, parts));
+        assertThat(back.hostNanos()).isEqualTo(12345L);
+        assertThat(back.partials()).hasSize(3);
+        for (int i = 0; i < parts.size(); i++) {
+            PartialAttention a = parts.get(i);
+            PartialAttention b = back.partials().get(i);
+            assertThat(b.tokens()).isEqualTo(a.tokens());
+            assertThat(b.output()).isEqualTo(a.output());
+            assertThat(b.lse()).isEqualTo(a.lse());
+        }
+        assertThat(back.partials().getFirst().lse()[0]).isEqualTo(Float.NEGATIVE_INFINITY);
+    }
+
+    @Test
+    void controlMessagesRoundTrip() {
+        var info = roundTrip(new WireMessage.HostInfo("node-é", "host-1", "llama:abc", "cpu", 4, 2, 1L << 40));
+        assertThat(info).isEqualTo(new WireMessage.HostInfo("node-é", "host-1", "llama:abc", "cpu", 4, 2, 1L << 40));
+        assertThat(roundTrip(new WireMessage.InfoRequest())).isInstanceOf(WireMessage.InfoRequest.class);
+        var prefill = roundTrip(new WireMessage.PrefillRequest(SESSION, "owner", 256, 128, 3, new int[] {1, 2},
+                new int[] {1, 5, 6, 7}));
+        assertThat(prefill.owner()).isEqualTo("owner");
+        assertThat(prefill.blockSize()).isEqualTo(256);
+        assertThat(prefill.anchorSize()).isEqualTo(128);
+        assertThat(prefill.hosts()).isEqualTo(3);
+        assertThat(prefill.blocks()).containsExactly(1, 2);
+        assertThat(prefill.tokens()).containsExactly(1, 5, 6, 7);
+        var done = roundTrip(new WireMessage.PrefillReply(SESSION, new int[] {1}, 99, 7));
+        assertThat(done.blocks()).containsExactly(1);
+        assertThat(done.kvBytes()).isEqualTo(99);
+        assertThat(roundTrip(new WireMessage.ReleaseRequest(SESSION)).session()).isEqualTo(SESSION);
+        assertThat(roundTrip(new WireMessage.ReleaseReply(10, 1))).isEqualTo(new WireMessage.ReleaseReply(10, 1));
+    }
+
+    @Test
+    void layoutIsLittleEndian() {
+        float[] lse = {1.5f};
+        float[] out = {-2.25f, 3.0f};
+        byte[] frame = WireCodec.encode(new WireMessage.AttendReply(0x0102030405060708L,
+                List.of(new PartialAttention(1, 1, 2, out, lse))));
+        assertThat(Arrays.copyOf(frame, 4)).containsExactly('S', 'A', 'W', '1');
+        assertThat(frame[4]).isEqualTo(WireCodec.VERSION);
+        assertThat(frame[5]).isEqualTo(WireMessage.ATTEND_REPLY);
+        ByteBuffer le = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN);
+        assertThat(le.getInt(8)).isEqualTo(frame.length - WireCodec.HEADER_BYTES);
+        assertThat(frame[12]).isEqualTo((byte) 0x08); // least significant byte of the long first
+        assertThat(le.getLong(12)).isEqualTo(0x0102030405060708L);
+        assertThat(le.getInt(20)).isEqualTo(1); // one partial
+        assertThat(le.getInt(24)).isEqualTo(1); // tokens
+        assertThat(le.getInt(28)).isEqualTo(1); // heads
+        assertThat(le.getInt(32)).isEqualTo(2); // head dim
+        assertThat(le.getFloat(36)).isEqualTo(1.5f); // lse first
+        assertThat(le.getFloat(40)).isEqualTo(-2.25f);
+        assertThat(le.getFloat(44)).isEqualTo(3.0f);
+        int bits = Float.floatToRawIntBits(1.5f);
+        assertThat(frame[36]).isEqualTo((byte) bits);
+        assertThat(frame[39]).isEqualTo((byte) (bits >>> 24));
+        assertThat(frame).hasSize(48);
+    }
+
+    @Test
+    void decodeFromAnOffsetInALargerBuffer() {
+        byte[] frame = WireCodec.encode(new WireMessage.ReleaseRequest(SESSION));
+        ByteBuffer big = ByteBuffer.allocate(frame.length + 10);
+        big.position(5);
+        big.put(frame);
+        big.position(5).limit(5 + frame.length);
+        assertThat(((WireMessage.ReleaseRequest) WireCodec.decode(big)).session()).isEqualTo(SESSION);
+    }
+
+    @Test
+    void badFramesAreRejected() {
+        byte[] good = WireCodec.encode(new WireMessage.AttendRequest(SESSION, 1, new int[] {0}, query(2, 4, 8, 5)));
+
+        assertThatThrownBy(() -> WireCodec.decode(new byte[5])).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("header");
+
+        byte[] magic = good.clone();
+        magic[0] = 'X';
+        assertThatThrownBy(() -> WireCodec.decode(magic)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("magic");
+
+        byte[] version = good.clone();
+        version[4] = 9;
+        assertThatThrownBy(() -> WireCodec.decode(version)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("version 9");
+
+        byte[] type = good.clone();
+        type[5] = 42;
+        assertThatThrownBy(() -> WireCodec.decode(type)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("unknown message type 42");
+
+        byte[] truncated = Arrays.copyOf(good, good.length - 3);
+        assertThatThrownBy(() -> WireCodec.decode(truncated)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("payload bytes");
+
+        byte[] trailing = Arrays.copyOf(good, good.length + 4);
+        ByteBuffer.wrap(trailing).order(ByteOrder.LITTLE_ENDIAN).putInt(8, good.length + 4 - WireCodec.HEADER_BYTES);
+        assertThatThrownBy(() -> WireCodec.decode(trailing)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("trailing");
+
+        // consistent header, but the payload is cut: the decoder must not read past it
+        byte[] cut = Arrays.copyOf(good, good.length - 8);
+        ByteBuffer.wrap(cut).order(ByteOrder.LITTLE_ENDIAN).putInt(8, cut.length - WireCodec.HEADER_BYTES);
+        assertThatThrownBy(() -> WireCodec.decode(cut)).isInstanceOf(WireFormatException.class);
+    }
+
+    @Test
+    void hostileCountsAreRejectedBeforeAllocating() {
+        byte[] frame = WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 4, 4, 1, new int[] {0},
+                new int[] {1, 2, 3}));
+        ByteBuffer le = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN);
+        int blocksCountAt = WireCodec.HEADER_BYTES + 16 + 2 + 1 + 12;
+        assertThat(le.getInt(blocksCountAt)).isEqualTo(1);
+        le.putInt(blocksCountAt, Integer.MAX_VALUE);
+        assertThatThrownBy(() -> WireCodec.decode(frame)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("only");
+        le.putInt(blocksCountAt, -1);
+        assertThatThrownBy(() -> WireCodec.decode(frame)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("negative count");
+
+        byte[] q = WireCodec.encode(new WireMessage.AttendRequest(SESSION, 0, new int[0], query(1, 2, 2, 6)));
+        ByteBuffer qb = ByteBuffer.wrap(q).order(ByteOrder.LITTLE_ENDIAN);
+        int queryAt = WireCodec.HEADER_BYTES + 16 + 4 + 4;
+        qb.putInt(queryAt, 1 << 30); // tokens
+        assertThatThrownBy(() -> WireCodec.decode(q)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("needs");
+        qb.putInt(queryAt, 1);
+        qb.putInt(queryAt + 4, 0); // heads
+        assertThatThrownBy(() -> WireCodec.decode(q)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("heads");
+        qb.putInt(queryAt + 4, 2);
+        qb.putFloat(queryAt + 12, Float.NaN); // scale
+        assertThatThrownBy(() -> WireCodec.decode(q)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("scale");
+    }
+
+    @Test
+    void sizesMatchTheDocumentedTraffic() {
+        // decode step of a 4-head x 64 model: 1 token, one block per host
+        AttentionQuery q = query(1, 4, 64, 7);
+        int request = WireCodec.encodedSize(new WireMessage.AttendRequest(SESSION, 0, new int[] {0}, q));
+        int reply = WireCodec.encodedSize(new WireMessage.AttendReply(0, List.of(partial(1, 4, 64, 8))));
+        assertThat(request).isEqualTo(12 + 16 + 4 + 8 + 16 + 4 + 4 * 4 * 64);
+        assertThat(reply).isEqualTo(12 + 12 + 12 + 4 * 4 + 4 * 4 * 64);
+    }
+}

@@ -1,0 +1,594 @@
+package io.github.starattention.jlama.cluster;
+
+import io.github.starattention.attention.AttentionQuery;
+import io.github.starattention.attention.PartialAttention;
+import io.github.starattention.jlama.ContextSession;
+import io.github.starattention.jlama.Generation;
+import io.github.starattention.jlama.GenerationOptions;
+import io.github.starattention.jlama.PrefillListener;
+import io.github.starattention.jlama.PromptTooLongException;
+import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.TokenListener;
+import io.github.starattention.jlama.generation.GenerationLoop;
+import io.github.starattention.jlama.model.ContextEncoder;
+import io.github.starattention.kv.KvStore;
+import io.github.starattention.plan.Block;
+import io.github.starattention.plan.BlockPlan;
+import io.github.starattention.wire.WireCodec;
+import io.github.starattention.wire.WireMessage;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.stream.IntStream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A context encoded across the cluster: the context hosts hold the KV of their blocks, this (query) host holds the
+ * last block(s) plus the query and answer tokens. Phase 2 runs the model here; every layer sends one request with all
+ * the step's query vectors to each context host and merges the returned per-block partials with the local ones, in
+ * block order, exactly as the in-process engine does.
+ *
+ * <p><b>Failures.</b> Every request is bounded ({@code timeouts.requestMs} per layer, {@code timeouts.prefillMs} per
+ * phase 1) and fails at once when its host leaves the cluster. With {@code failover} on, the blocks of a host that
+ * failed (left, timed out, unreachable, or lost the context) are encoded again on another context host (one not yet
+ * in the session first, then the least loaded, then this query host itself) and the request goes on; the answer is
+ * the same, because every host encodes a block the same way. With {@code failover} off the request fails with a
+ * {@link HostFailureException} naming the host and the lost blocks.
+ *
+ * <p><b>Lifetime.</b> Closing releases the KV on every host; a session unused for {@code timeouts.sessionIdleMs} is
+ * released the same way (hosts also drop it on their own after that time, or when this query host leaves).
+ */
+public final class ClusterContextSession implements ContextSession {
+
+    private static final Logger log = LoggerFactory.getLogger(ClusterContextSession.class);
+
+    /** Where some remote blocks live: a context host ({@code nodeId}) or, after a failover, this query host (null). */
+    record Assignment(String nodeId, String name, int[] blocks) {
+        boolean local() {
+            return nodeId == null;
+        }
+
+        String label() {
+            return local() ? "the query host" : "context host '" + name + "' (" + nodeId + ")";
+        }
+    }
+
+    /** Phase-2 traffic of one {@link #generate} call (frame bytes, Vert.x envelope not included). */
+    public record Traffic(long sentBytes, long receivedBytes, long tokens, int layers, long requests) {
+        /** Bytes sent and received per phase-2 token (all layers, all hosts). */
+        public double bytesPerToken() {
+            return tokens == 0 ? 0 : (double) (sentBytes + receivedBytes) / tokens;
+        }
+
+        /** Bytes sent and received per phase-2 token and layer (all hosts). */
+        public double bytesPerLayerPerToken() {
+            return layers == 0 ? 0 : bytesPerToken() / layers;
+        }
+    }
+
+    private final ClusterEngine engine;
+    private final ClusterNode node;
+    private final StarAttentionModel model;
+    private final ContextEncoder encoder;
+    private final UUID id = UUID.randomUUID();
+    private final BlockPlan plan;
+    private final int[] context;
+    private final int contextHosts;
+    private final List<KvStore> localStores;
+    private final Map<Integer, KvStore> fallbackStores = new TreeMap<>();
+    private final Map<String, Long> remoteKvBytes = new HashMap<>();
+    private final Set<String> failedNodes = new HashSet<>();
+    private final Object recoveryLock = new Object();
+    private volatile List<Assignment> assignments;
+    private final double prefillMillis;
+    private final LongAdder sent = new LongAdder();
+    private final LongAdder received = new LongAdder();
+    private final LongAdder requests = new LongAdder();
+    private final LongAdder prefillBytes = new LongAdder();
+    private final AtomicInteger recoveries = new AtomicInteger();
+    private volatile long lastUsed = System.nanoTime();
+    private volatile boolean generating;
+    private volatile Traffic lastTraffic = new Traffic(0, 0, 0, 0, 0);
+    private boolean closed;
+    private String closedBecause = "it was closed";
+
+    ClusterContextSession(ClusterEngine engine, BlockPlan plan, int[] context, List<WireMessage.HostInfo> hosts,
+                          PrefillListener listener) {
+        this.engine = engine;
+        this.node = engine.node();
+        this.model = engine.model();
+        this.encoder = engine.encoder();
+        this.plan = plan;
+        this.context = context.clone();
+        this.contextHosts = hosts.size();
+        long t0 = System.nanoTime();
+        List<Assignment> initial = new ArrayList<>();
+        for (int h = 0; h < hosts.size(); h++) {
+            WireMessage.HostInfo info = hosts.get(h);
+            initial.add(new Assignment(info.nodeId(), info.name(), indices(plan.blocksOf(h))));
+        }
+        this.assignments = List.copyOf(initial);
+        int total = plan.contextLength();
+        AtomicInteger remoteDone = new AtomicInteger();
+        AtomicInteger localDone = new AtomicInteger();
+        List<CompletableFuture<Assignment>> remote = new ArrayList<>();
+        for (Assignment a : initial) {
+            int tokens = Arrays.stream(a.blocks()).map(b -> plan.blocks().get(b).length()).sum();
+            remote.add(prefillOn(a).thenApply(done -> {
+                listener.onProgress(Math.min(total, localDone.get() + remoteDone.addAndGet(tokens)), total);
+                return done;
+            }));
+        }
+        List<KvStore> local = null;
+        try {
+            List<Block> mine = plan.blocksOf(plan.queryHost());
+            local = encoder.encodeBlocks(plan, this.context, mine, true, n -> {
+                localDone.set(n);
+                listener.onProgress(Math.min(total, n + remoteDone.get()), total);
+            });
+            long budget = engine.cluster().timeouts().prefillMs() * (hosts.size() + 2);
+            CompletableFuture.allOf(remote.toArray(CompletableFuture[]::new)).get(budget, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException | ExecutionException | TimeoutException | RuntimeException e) {
+            if (local != null) {
+                local.forEach(KvStore::close);
+            }
+            releaseEverywhere();
+            closeFallback();
+            if (e instanceof InterruptedException) {
+                Thread.currentThread().interrupt();
+            }
+            throw asRuntime(e instanceof ExecutionException ? e.getCause() : e, "phase 1 of a " + total
+                    + "-token context on " + hosts.size() + " context host(s)");
+        }
+        this.localStores = List.copyOf(local);
+        this.prefillMillis = (System.nanoTime() - t0) / 1e6;
+        log.info("session {}: {} tokens as {} blocks over {} context host(s) + this query host in {} ms", id, total,
+                plan.blockCount(), hosts.size(), (long) prefillMillis);
+    }
+
+    // ------------------------------------------------------------------------------------------ ContextSession
+
+    @Override
+    public BlockPlan plan() {
+        return plan;
+    }
+
+    @Override
+    public int contextTokens() {
+        return plan.contextLength();
+    }
+
+    @Override
+    public double prefillMillis() {
+        return prefillMillis;
+    }
+
+    /** The session id (the same on every host). */
+    public UUID id() {
+        return id;
+    }
+
+    /** Context hosts the context was spread over (the query host not counted). */
+    public int hostCount() {
+        return contextHosts;
+    }
+
+    /** Phase-2 traffic of the last {@link #generate} call. */
+    public Traffic lastTraffic() {
+        return lastTraffic;
+    }
+
+    /** Bytes of the phase-1 requests (context tokens sent to the hosts, failovers included). */
+    public long prefillBytes() {
+        return prefillBytes.sum();
+    }
+
+    /** How many times blocks were moved off a failed host. */
+    public int recoveries() {
+        return recoveries.get();
+    }
+
+    /** Where the remote blocks are now: host name to block indices ("query-host" after a local failover). */
+    public Map<String, List<Integer>> placement() {
+        Map<String, List<Integer>> m = new TreeMap<>();
+        for (Assignment a : assignments) {
+            m.put(a.local() ? "query-host" : a.name(), Arrays.stream(a.blocks()).boxed().toList());
+        }
+        return m;
+    }
+
+    @Override
+    public Generation generate(int[] queryTokens, GenerationOptions options, TokenListener listener) {
+        synchronized (this) {
+            if (closed) {
+                throw new IllegalStateException("context session " + id + " is closed: " + closedBecause);
+            }
+            if (queryTokens.length == 0) {
+                throw new IllegalArgumentException("the query is empty");
+            }
+            int needed = plan.contextLength() + queryTokens.length + options.maxNewTokens();
+            if (needed > model.maxPositions()) {
+                throw new PromptTooLongException(needed, model.maxPositions());
+            }
+            generating = true;
+            lastUsed = System.nanoTime();
+            KvStore last = localStores.getLast();
+            List<KvStore> prefix = localStores.subList(0, localStores.size() - 1);
+            int mark = last.mark();
+            long s0 = sent.sum();
+            long r0 = received.sum();
+            long q0 = requests.sum();
+            LongAdder tokens = new LongAdder();
+            try {
+                GenerationLoop loop = new GenerationLoop(model.eosTokens(), model::decode);
+                return loop.run(queryTokens, plan.contextLength(), options, listener, (step, start) -> {
+                    tokens.add(step.length);
+                    return encoder.append(step, ContextEncoder.range(start, start + step.length), last, prefix,
+                            this::attend, true, n -> { });
+                });
+            } finally {
+                last.rollback(mark);
+                lastTraffic = new Traffic(sent.sum() - s0, received.sum() - r0, tokens.sum(),
+                        model.jlama().getConfig().numberOfLayers, requests.sum() - q0);
+                lastUsed = System.nanoTime();
+                generating = false;
+            }
+        }
+    }
+
+    @Override
+    public long kvBytes() {
+        long local = localStores.stream().mapToLong(KvStore::bytes).sum();
+        synchronized (recoveryLock) {
+            local += fallbackStores.values().stream().mapToLong(KvStore::bytes).sum();
+            for (Assignment a : assignments) {
+                if (!a.local()) {
+                    local += remoteKvBytes.getOrDefault(a.nodeId(), 0L);
+                }
+            }
+        }
+        return local;
+    }
+
+    @Override
+    public void close() {
+        close("it was closed");
+    }
+
+    void expireIfIdle(long idleMs) {
+        if (!generating && System.nanoTime() - lastUsed > idleMs * 1_000_000L) {
+            synchronized (this) {
+                if (!generating && !closed && System.nanoTime() - lastUsed > idleMs * 1_000_000L) {
+                    log.info("session {}: released after {} ms idle", id, idleMs);
+                    close("it was released after being idle for " + idleMs + " ms");
+                }
+            }
+        }
+    }
+
+    private synchronized void close(String because) {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        closedBecause = because;
+        localStores.forEach(KvStore::close);
+        closeFallback();
+        releaseEverywhere();
+        engine.forget(this);
+    }
+
+    // ------------------------------------------------------------------------------------------ phase 2
+
+    /** The remote partitions of one layer: one request per host, partials returned in block order. */
+    private CompletableFuture<List<PartialAttention>> attend(int layer, AttentionQuery query) {
+        lastUsed = System.nanoTime();
+        List<Assignment> snapshot = assignments;
+        List<CompletableFuture<List<PartialAttention>>> parts = new ArrayList<>(snapshot.size());
+        for (Assignment a : snapshot) {
+            parts.add(attendOn(a, layer, query, 0));
+        }
+        ClusterOptions.Timeouts t = engine.cluster().timeouts();
+        long backstop = t.requestMs() + (long) (snapshot.size() + 1) * (t.prefillMs() + 2 * t.requestMs());
+        return CompletableFuture.allOf(parts.toArray(CompletableFuture[]::new)).thenApply(v -> {
+            TreeMap<Integer, PartialAttention> byBlock = new TreeMap<>();
+            for (int i = 0; i < snapshot.size(); i++) {
+                List<PartialAttention> p = parts.get(i).join();
+                int[] blocks = snapshot.get(i).blocks();
+                for (int j = 0; j < blocks.length; j++) {
+                    byBlock.put(blocks[j], p.get(j));
+                }
+            }
+            return List.copyOf(byBlock.values());
+        }).orTimeout(backstop, TimeUnit.MILLISECONDS).exceptionally(e -> {
+            Throwable c = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+            if (c instanceof TimeoutException) {
+                throw new HostFailureException(HostFailureException.Kind.TIMEOUT, null, "the remote attention of layer "
+                        + layer + " (session " + id + ") did not finish within " + backstop + " ms");
+            }
+            throw c instanceof RuntimeException re ? re : new CompletionException(c);
+        });
+    }
+
+    private CompletableFuture<List<PartialAttention>> attendOn(Assignment a, int layer, AttentionQuery q, int depth) {
+        CompletableFuture<List<PartialAttention>> f;
+        if (a.local()) {
+            f = CompletableFuture.supplyAsync(() -> attendLocally(a.blocks(), layer, q), engine.background());
+        } else {
+            WireMessage.AttendRequest request = new WireMessage.AttendRequest(id, layer, a.blocks(), q);
+            sent.add(WireCodec.encodedSize(request));
+            requests.increment();
+            f = node.request(a.nodeId(), a.label(), request, engine.cluster().timeouts().requestMs())
+                    .thenApply(reply -> partials(a, q, reply));
+        }
+        return f.exceptionallyComposeAsync(e -> {
+            if (depth >= 8) {
+                return CompletableFuture.failedFuture(e);
+            }
+            Assignment moved = recover(a, e, "while serving layer " + layer);
+            return attendOn(moved, layer, q, depth + 1);
+        }, engine.background());
+    }
+
+    private List<PartialAttention> partials(Assignment a, AttentionQuery q, WireMessage reply) {
+        if (!(reply instanceof WireMessage.AttendReply r)) {
+            throw new HostFailureException(HostFailureException.Kind.REMOTE_ERROR, a.nodeId(),
+                    a.label() + " answered an attention request with " + reply.getClass().getSimpleName());
+        }
+        received.add(WireCodec.encodedSize(r));
+        if (r.partials().size() != a.blocks().length) {
+            throw new HostFailureException(HostFailureException.Kind.REMOTE_ERROR, a.nodeId(), a.label() + " returned "
+                    + r.partials().size() + " partials for " + a.blocks().length + " blocks");
+        }
+        for (PartialAttention p : r.partials()) {
+            if (p.tokens() != q.tokens() || p.heads() != q.heads() || p.headDim() != q.headDim()) {
+                throw new HostFailureException(HostFailureException.Kind.REMOTE_ERROR, a.nodeId(), a.label()
+                        + " returned a partial of the wrong shape: " + p);
+            }
+        }
+        return r.partials();
+    }
+
+    private List<PartialAttention> attendLocally(int[] blocks, int layer, AttentionQuery q) {
+        List<PartialAttention> out = new ArrayList<>(blocks.length);
+        synchronized (recoveryLock) {
+            for (int b : blocks) {
+                KvStore s = fallbackStores.get(b);
+                if (s == null) {
+                    throw new IllegalStateException("block " + b + " is not held by the query host");
+                }
+                out.add(engine.kernel().attend(s, layer, q));
+            }
+        }
+        return out;
+    }
+
+    // ------------------------------------------------------------------------------------------ phase 1, failover
+
+    private CompletableFuture<Assignment> prefillOn(Assignment a) {
+        WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(), plan.blockSize(),
+                plan.anchorSize(), plan.hosts(), a.blocks(), context);
+        prefillBytes.add(WireCodec.encodedSize(request));
+        return node.request(a.nodeId(), a.label(), request, engine.cluster().timeouts().prefillMs())
+                .thenApply(reply -> {
+                    noteKv(a.nodeId(), reply);
+                    return a;
+                })
+                .exceptionallyAsync(e -> recover(a, e, "during phase 1"), engine.background());
+    }
+
+    /**
+     * Moves the blocks of {@code failed} somewhere else after {@code cause} and returns where they are now. Blocking
+     * (runs on the engine's background threads, never on an event loop).
+     */
+    private Assignment recover(Assignment failed, Throwable cause, String during) {
+        Throwable c = cause instanceof CompletionException && cause.getCause() != null ? cause.getCause() : cause;
+        if (!(c instanceof HostFailureException hf)) {
+            throw c instanceof RuntimeException re ? re : new CompletionException(c);
+        }
+        boolean failover = engine.cluster().failover();
+        if (!failover || !hf.kind().recoverable() || failed.local()) {
+            throw new HostFailureException(hf.kind(), failed.nodeId(), failed.label() + " failed " + during + " of session "
+                    + id + ": " + hf.getMessage() + "; its context blocks " + Arrays.toString(failed.blocks())
+                    + " are lost" + (failover ? "" : " (failover is off: prefill the context again)"), hf);
+        }
+        synchronized (recoveryLock) {
+            if (closed) {
+                throw new IllegalStateException("context session " + id + " is closed: " + closedBecause);
+            }
+            Assignment holder = holderOf(failed.blocks());
+            if (holder != null && !sameNode(holder, failed)) {
+                return new Assignment(holder.nodeId(), holder.name(), failed.blocks()); // moved meanwhile
+            }
+            boolean hostAlive = hf.kind() == HostFailureException.Kind.SESSION_UNKNOWN;
+            if (!hostAlive) {
+                failedNodes.add(failed.nodeId());
+            }
+            for (Assignment target : candidates(failed, hostAlive)) {
+                long t0 = System.nanoTime();
+                try {
+                    if (target.local()) {
+                        encodeLocally(failed.blocks());
+                    } else {
+                        WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(),
+                                plan.blockSize(), plan.anchorSize(), plan.hosts(), failed.blocks(), context);
+                        prefillBytes.add(WireCodec.encodedSize(request));
+                        long timeout = engine.cluster().timeouts().prefillMs();
+                        WireMessage reply = node.request(target.nodeId(), target.label(), request, timeout)
+                                .get(timeout + 5_000, TimeUnit.MILLISECONDS);
+                        noteKv(target.nodeId(), reply);
+                    }
+                } catch (ExecutionException | TimeoutException | RuntimeException e) {
+                    Throwable why = e instanceof ExecutionException ? e.getCause() : e;
+                    log.warn("session {}: {} could not take over blocks {}: {}", id, target.label(),
+                            Arrays.toString(failed.blocks()), why.getMessage());
+                    if (!target.local()) {
+                        failedNodes.add(target.nodeId());
+                    }
+                    continue;
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted during failover", e);
+                }
+                Assignment moved = new Assignment(target.nodeId(), target.name(), failed.blocks());
+                reassign(failed, moved);
+                recoveries.incrementAndGet();
+                log.warn("session {}: {} failed {} ({}); blocks {} encoded again on {} in {} ms", id, failed.label(),
+                        during, hf.getMessage(), Arrays.toString(failed.blocks()), target.label(),
+                        (System.nanoTime() - t0) / 1_000_000);
+                if (!hostAlive && !sameNode(target, failed)) {
+                    releaseOn(failed.nodeId()); // a host that timed out may still hold the blocks
+                }
+                return moved;
+            }
+            throw new HostFailureException(hf.kind(), failed.nodeId(), failed.label() + " failed " + during
+                    + " of session " + id + " (" + hf.getMessage() + ") and no host could take over its blocks "
+                    + Arrays.toString(failed.blocks()), hf);
+        }
+    }
+
+    /** Where failed blocks may go: hosts outside the session first, then the least loaded, then the query host. */
+    private List<Assignment> candidates(Assignment failed, boolean includeFailed) {
+        Map<String, Integer> load = new HashMap<>();
+        for (Assignment a : assignments) {
+            if (!a.local()) {
+                load.merge(a.nodeId(), a.blocks().length, Integer::sum);
+            }
+        }
+        List<Assignment> out = new ArrayList<>();
+        if (includeFailed) {
+            out.add(new Assignment(failed.nodeId(), failed.name(), new int[0]));
+        }
+        engine.usableHosts().values().stream()
+                .filter(h -> !failedNodes.contains(h.nodeId()) && !h.nodeId().equals(failed.nodeId()))
+                .sorted(Comparator.comparingInt((WireMessage.HostInfo h) -> load.getOrDefault(h.nodeId(), 0))
+                        .thenComparing(WireMessage.HostInfo::name))
+                .forEach(h -> out.add(new Assignment(h.nodeId(), h.name(), new int[0])));
+        out.add(new Assignment(null, "query-host", new int[0]));
+        return out;
+    }
+
+    private void encodeLocally(int[] blocks) {
+        List<Block> list = IntStream.of(blocks).mapToObj(b -> plan.blocks().get(b)).toList();
+        List<KvStore> stores = encoder.encodeBlocks(plan, context, list, true, n -> { });
+        for (int i = 0; i < blocks.length; i++) {
+            KvStore old = fallbackStores.put(blocks[i], stores.get(i));
+            if (old != null) {
+                old.close();
+            }
+        }
+    }
+
+    /** Moves {@code moved.blocks} from the failed holder to {@code moved}'s node (merged into its assignment). */
+    private void reassign(Assignment failed, Assignment moved) {
+        Set<Integer> blocks = new HashSet<>();
+        for (int b : moved.blocks()) {
+            blocks.add(b);
+        }
+        List<Assignment> next = new ArrayList<>();
+        Assignment into = null;
+        for (Assignment a : assignments) {
+            int[] keep = IntStream.of(a.blocks()).filter(b -> !blocks.contains(b)).toArray();
+            if (sameNode(a, moved)) {
+                int[] merged = IntStream.concat(IntStream.of(keep), IntStream.of(moved.blocks())).sorted().toArray();
+                into = new Assignment(a.nodeId(), a.name(), merged);
+                next.add(into);
+            } else if (keep.length > 0) {
+                next.add(new Assignment(a.nodeId(), a.name(), keep));
+            }
+        }
+        if (into == null) {
+            next.add(moved);
+        }
+        next.sort(Comparator.comparingInt(a -> a.blocks()[0]));
+        assignments = List.copyOf(next);
+    }
+
+    private Assignment holderOf(int[] blocks) {
+        for (Assignment a : assignments) {
+            if (IntStream.of(a.blocks()).anyMatch(b -> b == blocks[0])) {
+                return a;
+            }
+        }
+        return null;
+    }
+
+    private static boolean sameNode(Assignment a, Assignment b) {
+        return a.local() ? b.local() : a.nodeId().equals(b.nodeId());
+    }
+
+    private void noteKv(String nodeId, WireMessage reply) {
+        if (reply instanceof WireMessage.PrefillReply r) {
+            synchronized (recoveryLock) {
+                remoteKvBytes.put(nodeId, r.kvBytes());
+            }
+        }
+    }
+
+    /** Asks every host of the session to free it, and waits (at most 2 s) for their answers. */
+    private void releaseEverywhere() {
+        Set<String> nodes = new HashSet<>();
+        for (Assignment a : assignments) {
+            if (!a.local()) {
+                nodes.add(a.nodeId());
+            }
+        }
+        List<CompletableFuture<WireMessage>> acks = nodes.stream().map(this::releaseOn).toList();
+        try {
+            CompletableFuture.allOf(acks.toArray(CompletableFuture[]::new))
+                    .get(Math.min(2_000, engine.cluster().timeouts().requestMs()), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (ExecutionException | TimeoutException e) {
+            log.debug("session {}: not every host confirmed the release ({}); they drop it when idle", id, e.toString());
+        }
+    }
+
+    private CompletableFuture<WireMessage> releaseOn(String nodeId) {
+        if (!node.isMember(nodeId)) {
+            return CompletableFuture.completedFuture(null);
+        }
+        return node.request(nodeId, "host " + nodeId, new WireMessage.ReleaseRequest(id),
+                engine.cluster().timeouts().requestMs()).exceptionally(e -> {
+                    log.debug("session {}: release on {} failed: {}", id, nodeId, e.getMessage());
+                    return null;
+                });
+    }
+
+    private void closeFallback() {
+        synchronized (recoveryLock) {
+            fallbackStores.values().forEach(KvStore::close);
+            fallbackStores.clear();
+        }
+    }
+
+    private static int[] indices(List<Block> blocks) {
+        return blocks.stream().mapToInt(Block::index).toArray();
+    }
+
+    private static RuntimeException asRuntime(Throwable e, String what) {
+        Throwable c = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+        if (c instanceof RuntimeException re) {
+            return re;
+        }
+        if (c instanceof TimeoutException) {
+            return new IllegalStateException(what + " did not finish in time", c);
+        }
+        return new IllegalStateException(what + " failed: " + c, c);
+    }
+}

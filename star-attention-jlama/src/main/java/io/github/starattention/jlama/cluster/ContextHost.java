@@ -1,0 +1,443 @@
+package io.github.starattention.jlama.cluster;
+
+import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.attention.AttentionKernels;
+import io.github.starattention.attention.AttentionQuery;
+import io.github.starattention.attention.Device;
+import io.github.starattention.attention.PartialAttention;
+import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.model.ContextEncoder;
+import io.github.starattention.kv.KvStore;
+import io.github.starattention.plan.Block;
+import io.github.starattention.plan.BlockPlan;
+import io.github.starattention.wire.WireMessage;
+import io.vertx.core.eventbus.DeliveryOptions;
+import io.vertx.core.eventbus.Message;
+import io.vertx.core.eventbus.MessageConsumer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A context host: holds a model replica and, per context session, the KV of the blocks it owns. It runs phase 1 for
+ * those blocks ({@link WireMessage.PrefillRequest}) and answers phase-2 layer steps ({@link WireMessage.AttendRequest})
+ * with one {@link PartialAttention} per block, computed by {@link AttentionKernel#attend}.
+ *
+ * <p>Sessions are independent (several query hosts or contexts at once never mix) and are freed on
+ * {@link WireMessage.ReleaseRequest}, after {@code timeouts.sessionIdleMs} without use, or when the query host that
+ * created them leaves the cluster. Phase 1 runs on one thread at a time (it uses all the host's threads anyway);
+ * phase-2 requests run on a small pool, so a long prefill does not stall other sessions' decoding.
+ *
+ * <p>Failures are answered with a code: {@value #BAD_REQUEST} bad request, {@value #UNKNOWN_SESSION} unknown
+ * session or block, {@value #FULL} too many sessions, {@value #INTERNAL} error while computing.
+ */
+public final class ContextHost implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(ContextHost.class);
+
+    static final int BAD_REQUEST = 400;
+    static final int UNKNOWN_SESSION = 404;
+    static final int INTERNAL = 500;
+    static final int FULL = 503;
+
+    private final ClusterNode node;
+    private final StarAttentionModel model;
+    private final AttentionKernel kernel;
+    private final ContextEncoder encoder;
+    private final String modelId;
+    private final int threads;
+    private final Map<UUID, HostSession> sessions = new ConcurrentHashMap<>();
+    private final ExecutorService prefillPool;
+    private final ExecutorService attendPool;
+    private final ScheduledExecutorService reaper;
+    private final DeliveryOptions replyOptions = new DeliveryOptions().setCodecName(WireMessageCodec.NAME);
+    private final MessageConsumer<Object> consumer;
+    private volatile boolean closed;
+
+    private ContextHost(StarAttentionModel model, ClusterOptions options) {
+        this.model = model;
+        ClusterOptions.Host h = options.host();
+        this.threads = h.threads() > 0 ? h.threads() : Runtime.getRuntime().availableProcessors();
+        this.kernel = AttentionKernels.open(Device.valueOf(h.device().toUpperCase(java.util.Locale.ROOT)), threads);
+        this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
+        this.modelId = ModelFingerprint.of(model, h.weights());
+        this.prefillPool = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(64),
+                daemon("sa-host-prefill"));
+        this.attendPool = new ThreadPoolExecutor(4, 4, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(4096),
+                daemon("sa-host-attend"));
+        this.reaper = Executors.newSingleThreadScheduledExecutor(daemon("sa-host-reaper"));
+        ClusterNode n = null;
+        try {
+            n = ClusterNode.start(options);
+            this.node = n;
+            node.onMemberLeft(this::ownerLeft);
+            this.consumer = node.vertx().eventBus().consumer(ClusterNode.hostAddress(node.nodeId()), this::handle);
+            consumer.completion().toCompletionStage().toCompletableFuture()
+                    .get(options.timeouts().joinMs(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException | ExecutionException | TimeoutException | RuntimeException e) {
+            if (n != null) {
+                n.close();
+            }
+            shutdownPools();
+            kernel.close();
+            if (e instanceof InterruptedException) {
+                Thread.currentThread().interrupt();
+            }
+            throw e instanceof RuntimeException re ? re : new IllegalStateException("cannot start the context host: " + e, e);
+        }
+        long idle = options.timeouts().sessionIdleMs();
+        long every = Math.max(200, Math.min(idle / 4, 10_000));
+        reaper.scheduleWithFixedDelay(() -> reapIdle(idle), every, every, TimeUnit.MILLISECONDS);
+        log.info("context host {} serves model {} ({} threads, {} kernel) at {}", options.nodeName(), modelId, threads,
+                kernel.name(), ClusterNode.hostAddress(node.nodeId()));
+    }
+
+    /**
+     * Starts a context host serving {@code model} (loaded with {@code options.host()}'s weights and threads) in the
+     * cluster of {@code options}; returns once it can be reached.
+     */
+    public static ContextHost start(StarAttentionModel model, ClusterOptions options) {
+        return new ContextHost(model, options);
+    }
+
+    /** The cluster node this host runs on. */
+    ClusterNode node() {
+        return node;
+    }
+
+    /** The cluster node id of this host. */
+    public String nodeId() {
+        return node.nodeId();
+    }
+
+    /** {@code host:port} of the event-bus server. */
+    public String eventBusAddress() {
+        return node.eventBusAddress();
+    }
+
+    /** The model fingerprint this host announces. */
+    public String modelId() {
+        return modelId;
+    }
+
+    /** Context sessions held now. */
+    public int sessions() {
+        return sessions.size();
+    }
+
+    /** Bytes of KV held now. */
+    public long kvBytes() {
+        return sessions.values().stream().mapToLong(HostSession::bytes).sum();
+    }
+
+    // ------------------------------------------------------------------------------------------ requests
+
+    private void handle(Message<Object> msg) {
+        Object body = msg.body();
+        try {
+            switch (body) {
+                case WireMessageCodec.BadFrame b -> msg.fail(BAD_REQUEST, "bad frame: " + b.reason());
+                case WireMessage.InfoRequest r -> msg.reply(info(), replyOptions);
+                case WireMessage.PrefillRequest p -> prefillPool.execute(() -> prefill(msg, p));
+                case WireMessage.AttendRequest a -> attendPool.execute(() -> attend(msg, a));
+                case WireMessage.ReleaseRequest r -> msg.reply(release(r.session(), "released by the query host"), replyOptions);
+                default -> msg.fail(BAD_REQUEST, "a context host does not take " + body.getClass().getSimpleName());
+            }
+        } catch (RejectedExecutionException e) {
+            msg.fail(FULL, "host " + node.options().nodeName() + " is overloaded (request queue full)");
+        }
+    }
+
+    private WireMessage.HostInfo info() {
+        return new WireMessage.HostInfo(node.nodeId(), node.options().nodeName(), modelId, kernel.name(), threads,
+                sessions.size(), kvBytes());
+    }
+
+    private void prefill(Message<Object> msg, WireMessage.PrefillRequest p) {
+        if (closed) {
+            msg.fail(FULL, "host is shutting down");
+            return;
+        }
+        long t0 = System.nanoTime();
+        BlockPlan plan;
+        List<Block> blocks = new ArrayList<>();
+        try {
+            plan = BlockPlan.builder(p.tokens().length).blockSize(p.blockSize()).anchorSize(p.anchorSize())
+                    .hosts(p.hosts()).build();
+            int prev = -1;
+            for (int b : p.blocks()) {
+                if (b <= prev || b >= plan.blockCount()) {
+                    throw new IllegalArgumentException("block indices must be increasing and below " + plan.blockCount()
+                            + ", got " + Arrays.toString(p.blocks()));
+                }
+                prev = b;
+                blocks.add(plan.blocks().get(b));
+            }
+            if (blocks.isEmpty()) {
+                throw new IllegalArgumentException("no blocks to encode");
+            }
+            int vocab = model.jlama().getConfig().vocabularySize;
+            for (int t : p.tokens()) {
+                if (t < 0 || t >= vocab) {
+                    throw new IllegalArgumentException("token id " + t + " is outside the vocabulary [0, " + vocab + ")");
+                }
+            }
+        } catch (IllegalArgumentException e) {
+            msg.fail(BAD_REQUEST, e.getMessage());
+            return;
+        }
+        int fingerprint = Arrays.hashCode(p.tokens());
+        HostSession s;
+        synchronized (sessions) {
+            s = sessions.get(p.session());
+            if (s == null) {
+                if (sessions.size() >= node.options().host().maxSessions()) {
+                    msg.fail(FULL, "host " + node.options().nodeName() + " already holds "
+                            + node.options().host().maxSessions() + " contexts (host.maxSessions)");
+                    return;
+                }
+                s = new HostSession(p.session(), p.owner(), plan, fingerprint);
+                sessions.put(p.session(), s);
+            }
+        }
+        if (!s.sameContext(plan, fingerprint)) {
+            msg.fail(BAD_REQUEST, "session " + p.session() + " already holds a different context");
+            return;
+        }
+        HostSession held = s;
+        List<Block> missing = blocks.stream().filter(b -> !held.has(b.index())).toList();
+        try {
+            if (!missing.isEmpty()) {
+                List<KvStore> stores = encoder.encodeBlocks(plan, p.tokens(), missing, true, n -> { });
+                if (!s.add(missing, stores)) {
+                    stores.forEach(KvStore::close);
+                    msg.fail(UNKNOWN_SESSION, "session " + p.session() + " was released during its prefill");
+                    return;
+                }
+            }
+            s.touch();
+            long nanos = System.nanoTime() - t0;
+            log.info("session {}: encoded blocks {} ({} tokens) in {} ms; {} session(s), {} MiB KV", p.session(),
+                    missing.stream().map(Block::index).toList(), missing.stream().mapToInt(Block::length).sum(),
+                    nanos / 1_000_000, sessions.size(), kvBytes() >> 20);
+            msg.reply(new WireMessage.PrefillReply(p.session(), p.blocks(), s.bytes(), nanos), replyOptions);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            log.warn("session {}: prefill failed", p.session(), e);
+            if (s.isEmpty()) {
+                release(p.session(), "prefill failed");
+            }
+            msg.fail(INTERNAL, "prefill failed on " + node.options().nodeName() + ": " + e);
+        }
+    }
+
+    private void attend(Message<Object> msg, WireMessage.AttendRequest a) {
+        long t0 = System.nanoTime();
+        HostSession s = sessions.get(a.session());
+        if (s == null) {
+            msg.fail(UNKNOWN_SESSION, "host " + node.options().nodeName() + " holds no context " + a.session()
+                    + " (released after being idle, or never prefilled here)");
+            return;
+        }
+        var c = model.jlama().getConfig();
+        AttentionQuery q = a.query();
+        if (a.layer() >= c.numberOfLayers || q.heads() != c.numberOfHeads || q.headDim() != c.headSize) {
+            msg.fail(BAD_REQUEST, "query for layer " + a.layer() + " with " + q.heads() + " heads x " + q.headDim()
+                    + " does not fit the model (" + c.numberOfLayers + " layers, " + c.numberOfHeads + " x " + c.headSize + ")");
+            return;
+        }
+        List<PartialAttention> parts = new ArrayList<>(a.blocks().length);
+        s.lock.readLock().lock();
+        try {
+            if (s.closed) {
+                msg.fail(UNKNOWN_SESSION, "context " + a.session() + " was released");
+                return;
+            }
+            for (int b : a.blocks()) {
+                KvStore store = s.stores.get(b);
+                if (store == null) {
+                    msg.fail(UNKNOWN_SESSION, "host " + node.options().nodeName() + " holds no block " + b + " of context "
+                            + a.session());
+                    return;
+                }
+                parts.add(kernel.attend(store, a.layer(), q));
+            }
+        } catch (RuntimeException e) {
+            log.warn("session {}: attention failed", a.session(), e);
+            msg.fail(INTERNAL, "attention failed on " + node.options().nodeName() + ": " + e);
+            return;
+        } finally {
+            s.lock.readLock().unlock();
+        }
+        s.touch();
+        msg.reply(new WireMessage.AttendReply(System.nanoTime() - t0, parts), replyOptions);
+    }
+
+    private WireMessage.ReleaseReply release(UUID id, String why) {
+        HostSession s = sessions.remove(id);
+        long freed = s == null ? 0 : s.close();
+        if (s != null) {
+            log.info("session {}: {}; freed {} KiB, {} session(s) left", id, why, freed >> 10, sessions.size());
+        }
+        return new WireMessage.ReleaseReply(freed, sessions.size());
+    }
+
+    private void reapIdle(long idleMs) {
+        long now = System.nanoTime();
+        for (HostSession s : List.copyOf(sessions.values())) {
+            if (now - s.lastUsed > idleMs * 1_000_000L) {
+                release(s.id, "idle for more than " + idleMs + " ms");
+            }
+        }
+    }
+
+    private void ownerLeft(String nodeId) {
+        for (HostSession s : List.copyOf(sessions.values())) {
+            if (s.owner.equals(nodeId)) {
+                release(s.id, "its query host left the cluster");
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            consumer.unregister().toCompletionStage().toCompletableFuture().get(5, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            log.debug("unregistering the host consumer failed", e);
+        }
+        node.close();
+        shutdownPools();
+        for (UUID id : List.copyOf(sessions.keySet())) {
+            release(id, "host closing");
+        }
+        kernel.close();
+    }
+
+    private void shutdownPools() {
+        reaper.shutdownNow();
+        prefillPool.shutdownNow();
+        attendPool.shutdownNow();
+        try {
+            attendPool.awaitTermination(5, TimeUnit.SECONDS);
+            prefillPool.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static java.util.concurrent.ThreadFactory daemon(String name) {
+        AtomicInteger n = new AtomicInteger();
+        return r -> {
+            Thread t = new Thread(r, name + "-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        };
+    }
+
+    /** The blocks one host holds for one context. */
+    private static final class HostSession {
+        final UUID id;
+        final String owner;
+        final BlockPlan plan;
+        final int fingerprint;
+        final TreeMap<Integer, KvStore> stores = new TreeMap<>();
+        final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+        volatile long lastUsed = System.nanoTime();
+        boolean closed;
+
+        HostSession(UUID id, String owner, BlockPlan plan, int fingerprint) {
+            this.id = id;
+            this.owner = owner;
+            this.plan = plan;
+            this.fingerprint = fingerprint;
+        }
+
+        boolean sameContext(BlockPlan p, int fp) {
+            return fp == fingerprint && p.contextLength() == plan.contextLength() && p.blockSize() == plan.blockSize()
+                    && p.anchorSize() == plan.anchorSize();
+        }
+
+        void touch() {
+            lastUsed = System.nanoTime();
+        }
+
+        boolean has(int block) {
+            lock.readLock().lock();
+            try {
+                return stores.containsKey(block);
+            } finally {
+                lock.readLock().unlock();
+            }
+        }
+
+        boolean isEmpty() {
+            lock.readLock().lock();
+            try {
+                return stores.isEmpty();
+            } finally {
+                lock.readLock().unlock();
+            }
+        }
+
+        boolean add(List<Block> blocks, List<KvStore> encoded) {
+            lock.writeLock().lock();
+            try {
+                if (closed) {
+                    return false;
+                }
+                for (int i = 0; i < blocks.size(); i++) {
+                    stores.put(blocks.get(i).index(), encoded.get(i));
+                }
+                return true;
+            } finally {
+                lock.writeLock().unlock();
+            }
+        }
+
+        long bytes() {
+            lock.readLock().lock();
+            try {
+                return stores.values().stream().mapToLong(KvStore::bytes).sum();
+            } finally {
+                lock.readLock().unlock();
+            }
+        }
+
+        long close() {
+            lock.writeLock().lock();
+            try {
+                if (closed) {
+                    return 0;
+                }
+                closed = true;
+                long freed = stores.values().stream().mapToLong(KvStore::bytes).sum();
+                stores.values().forEach(KvStore::close);
+                stores.clear();
+                return freed;
+            } finally {
+                lock.writeLock().unlock();
+            }
+        }
+    }
+}

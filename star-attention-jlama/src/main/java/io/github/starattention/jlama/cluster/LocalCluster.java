@@ -1,0 +1,326 @@
+package io.github.starattention.jlama.cluster;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Context hosts as child JVMs on {@code 127.0.0.1}, for {@code ask --hosts N}, the benchmark and the integration
+ * tests. Each child runs {@code StarAttentionCli host --config FILE} with this JVM's Java, class path and the launcher's
+ * flags, in a cluster of its own (a random cluster name, free Hazelcast ports, all members listed explicitly). The
+ * query host joins with {@link #queryHostOptions()}.
+ *
+ * <p>Children never outlive this JVM: {@link #close()} stops them (SIGTERM, then {@code destroyForcibly}), a shutdown
+ * hook does the same if this JVM exits without closing, and each child exits by itself when its parent process dies.
+ */
+public final class LocalCluster implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(LocalCluster.class);
+
+    /** Printed by {@code host} once it can be reached; {@link #awaitReady} looks for it. */
+    public static final String READY = "star-attention host ready";
+
+    private static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
+            "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-Xss4m",
+            "-Djava.net.preferIPv4Stack=true", "-Dhazelcast.phone.home.enabled=false", "-Dhazelcast.logging.type=slf4j",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true", "-Dorg.slf4j.simpleLogger.log.com.hazelcast=warn");
+
+    private final ClusterOptions base;
+    private final Path dir;
+    private final boolean ownDir;
+    private final List<String> jvmArgs;
+    private final List<Process> processes = new ArrayList<>();
+    private final List<Path> logs = new ArrayList<>();
+    private final List<String> members = new ArrayList<>();
+    private final int queryHostPort;
+    private final Thread hook;
+    private boolean closed;
+
+    private LocalCluster(ClusterOptions base, Path dir, boolean ownDir, List<String> jvmArgs, int hosts) {
+        this.base = base;
+        this.dir = dir;
+        this.ownDir = ownDir;
+        this.jvmArgs = List.copyOf(jvmArgs);
+        int[] ports = freePorts(hosts + 1);
+        for (int p : ports) {
+            members.add("127.0.0.1:" + p);
+        }
+        this.queryHostPort = ports[hosts];
+        this.hook = new Thread(this::destroyAll, "star-attention-local-cluster-cleanup");
+        Runtime.getRuntime().addShutdownHook(hook);
+        try {
+            for (int i = 0; i < hosts; i++) {
+                spawn(i, ports[i]);
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    /**
+     * Starts {@code hosts} context-host JVMs (it does not wait for them; see {@link #awaitReady}).
+     *
+     * @param base cluster settings to start from (TLS, timeouts, failover, the {@code host} section: model, threads,
+     *     weights, device); the cluster name, node names, ports and member list are replaced
+     * @param dir folder for the generated configurations and the hosts' logs, {@code null} for a temporary folder
+     *     deleted on {@link #close()}
+     * @param jvmArgs extra JVM arguments for the children (e.g. {@code -Xmx2g})
+     */
+    public static LocalCluster start(int hosts, ClusterOptions base, Path dir, List<String> jvmArgs) {
+        if (hosts < 1) {
+            throw new IllegalArgumentException("--hosts must be at least 1, got " + hosts);
+        }
+        Objects.requireNonNull(base, "base");
+        boolean own = dir == null;
+        try {
+            Path d = own ? Files.createTempDirectory("star-attention-hosts-") : Files.createDirectories(dir);
+            ClusterOptions b = base.withClusterName("star-attention-local-" + UUID.randomUUID().toString().substring(0, 8));
+            return new LocalCluster(b, d, own, jvmArgs, hosts);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create a folder for the host logs", e);
+        }
+    }
+
+    /** Settings for the query host (this JVM) to join the same cluster. */
+    public ClusterOptions queryHostOptions() {
+        return base.withNodeName("query-host").withHazelcast(new ClusterOptions.Hazelcast("127.0.0.1", queryHostPort,
+                false, members, base.hazelcast().failureDetectionSeconds()));
+    }
+
+    /**
+     * Settings for one more node in this JVM (a second query host, a test node) in the same cluster: a new free port,
+     * the same member list.
+     */
+    public synchronized ClusterOptions extraNodeOptions(String name) {
+        int port = freePorts(1)[0];
+        return base.withNodeName(name).withHazelcast(new ClusterOptions.Hazelcast("127.0.0.1", port, false,
+                List.copyOf(members), base.hazelcast().failureDetectionSeconds()));
+    }
+
+    /** Number of hosts started (dead ones included). */
+    public synchronized int size() {
+        return processes.size();
+    }
+
+    /** The process of host {@code i}. */
+    public synchronized Process process(int i) {
+        return processes.get(i);
+    }
+
+    /** The log file of host {@code i}. */
+    public synchronized Path log(int i) {
+        return logs.get(i);
+    }
+
+    /** Starts one more host in the same cluster and returns its index. */
+    public synchronized int addHost() {
+        int port = freePorts(1)[0];
+        members.add("127.0.0.1:" + port);
+        int i = processes.size();
+        spawn(i, port);
+        return i;
+    }
+
+    /**
+     * Waits until every live host printed {@link #READY}, bounded by {@code timeouts.hostWaitMs}.
+     *
+     * @throws IllegalStateException when a host exits or does not get ready in time, with the end of its log
+     */
+    public void awaitReady() {
+        long deadline = System.nanoTime() + base.timeouts().hostWaitMs() * 1_000_000L;
+        for (int i = 0; i < size(); i++) {
+            while (true) {
+                Process p = process(i);
+                if (ready(i)) {
+                    break;
+                }
+                if (!p.isAlive()) {
+                    throw new IllegalStateException("context host " + i + " exited with code " + p.exitValue()
+                            + " before it was ready; its log (" + log(i) + ") ends with:\n" + logTail(i, 30));
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("context host " + i + " was not ready within "
+                            + base.timeouts().hostWaitMs() + " ms; its log (" + log(i) + ") ends with:\n" + logTail(i, 30));
+                }
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for the context hosts", e);
+                }
+            }
+        }
+    }
+
+    private boolean ready(int i) {
+        try {
+            return Files.exists(log(i)) && Files.readString(log(i), StandardCharsets.UTF_8).contains(READY);
+        } catch (IOException | UncheckedIOException e) {
+            return false;
+        }
+    }
+
+    /** Kills host {@code i} at once ({@code destroyForcibly}, like a crash) and waits for it to be gone. */
+    public void kill(int i) {
+        Process p = process(i);
+        p.destroyForcibly();
+        try {
+            p.waitFor(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Stops host {@code i} gracefully (SIGTERM: it leaves the cluster), bounded by 15 s, then forcibly. */
+    public void stop(int i) {
+        stopAll(List.of(process(i)));
+    }
+
+    /** The last {@code lines} lines of host {@code i}'s log. */
+    public String logTail(int i, int lines) {
+        try {
+            List<String> all = Files.readAllLines(log(i), StandardCharsets.UTF_8);
+            return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+        } catch (IOException | UncheckedIOException e) {
+            return "(no log: " + e.getMessage() + ")";
+        }
+    }
+
+    private synchronized void spawn(int i, int port) {
+        ClusterOptions o = base.withNodeName("host-" + i).withHazelcast(new ClusterOptions.Hazelcast("127.0.0.1", port,
+                false, List.copyOf(members), base.hazelcast().failureDetectionSeconds()));
+        Path config = dir.resolve("host-" + i + ".json");
+        Path logFile = dir.resolve("host-" + i + ".log");
+        try {
+            Files.writeString(config, o.toJson());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + config, e);
+        }
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(JVM_FLAGS);
+        String home = System.getProperty("star.attention.home");
+        if (home != null) {
+            cmd.add("-Dstar.attention.home=" + home);
+        }
+        cmd.addAll(jvmArgs);
+        cmd.add("-cp");
+        cmd.add(System.getProperty("star.attention.host.classpath", System.getProperty("java.class.path")));
+        cmd.add("io.github.starattention.jlama.cli.StarAttentionCli");
+        cmd.add("host");
+        cmd.add("--config");
+        cmd.add(config.toString());
+        cmd.add("--exit-with-parent");
+        cmd.add(Long.toString(ProcessHandle.current().pid()));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.to(logFile.toFile()));
+        pb.environment().put("HZ_PHONE_HOME_ENABLED", "false");
+        try {
+            Process p = pb.start();
+            processes.add(p);
+            logs.add(logFile);
+            log.info("started context host {} (pid {}, hazelcast 127.0.0.1:{}, log {})", i, p.pid(), port, logFile);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot start a context host JVM: " + e.getMessage(), e);
+        }
+    }
+
+    private static int[] freePorts(int n) {
+        List<ServerSocket> sockets = new ArrayList<>();
+        try {
+            int[] ports = new int[n];
+            for (int i = 0; i < n; i++) {
+                ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"));
+                s.setReuseAddress(true);
+                sockets.add(s);
+                ports[i] = s.getLocalPort();
+            }
+            return ports;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot find free ports on 127.0.0.1", e);
+        } finally {
+            for (ServerSocket s : sockets) {
+                try {
+                    s.close();
+                } catch (IOException ignored) {
+                    // best effort
+                }
+            }
+        }
+    }
+
+    private static void stopAll(List<Process> list) {
+        for (Process p : list) {
+            if (p.isAlive()) {
+                p.destroy();
+            }
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+        for (Process p : list) {
+            try {
+                long left = deadline - System.nanoTime();
+                if (left <= 0 || !p.waitFor(left, TimeUnit.NANOSECONDS)) {
+                    p.destroyForcibly();
+                    p.waitFor(5, TimeUnit.SECONDS);
+                }
+            } catch (InterruptedException e) {
+                p.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void destroyAll() {
+        List<Process> list;
+        synchronized (this) {
+            list = List.copyOf(processes);
+        }
+        for (Process p : list) {
+            p.destroyForcibly();
+        }
+    }
+
+    @Override
+    public void close() {
+        List<Process> list;
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            list = List.copyOf(processes);
+        }
+        stopAll(list);
+        try {
+            Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            // the JVM is already shutting down; the hook runs anyway
+        }
+        if (ownDir) {
+            try (Stream<Path> files = Files.walk(dir)) {
+                files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            } catch (IOException e) {
+                log.debug("cannot delete {}", dir, e);
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "LocalCluster[" + size() + " hosts, " + dir + "]";
+    }
+}

@@ -1,0 +1,99 @@
+package io.github.starattention.jlama.cluster;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.github.starattention.jlama.ContextSession;
+import io.github.starattention.jlama.EngineOptions;
+import io.github.starattention.jlama.GenerationOptions;
+import io.github.starattention.jlama.LocalEngine;
+import io.github.starattention.jlama.Mode;
+import io.github.starattention.jlama.PrefillListener;
+import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.TestData;
+import io.github.starattention.jlama.TokenListener;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.TestWatcher;
+
+/** Shared pieces of the cluster integration tests: dev examples, in-process references, timeouts, host logs. */
+final class ClusterFixture {
+
+    /** Multiplies every timeout of the integration tests; raise it on a loaded machine ({@code -Dsa.it.timeoutScale=5}). */
+    static final long SCALE = Long.getLong("sa.it.timeoutScale", 1);
+
+    /** Block count of the plans: 3 context hosts + the query host, one block each. */
+    static final int BLOCKS = 4;
+
+    private static final Map<String, int[]> REFERENCES = new ConcurrentHashMap<>();
+    private static volatile Map<String, JsonNode> dev;
+
+    private ClusterFixture() {
+    }
+
+    static StarAttentionModel model() {
+        return TestData.model();
+    }
+
+    static EngineOptions star() {
+        return EngineOptions.builder().mode(Mode.STAR).blocks(BLOCKS).threads(1).build();
+    }
+
+    /** Settings of the spawned hosts: the bundled model, 1 thread, short idle timeout, bounded waits. */
+    static ClusterOptions hostSettings(long sessionIdleMs) {
+        ClusterOptions d = ClusterOptions.defaults();
+        return d.withHost(new ClusterOptions.Host(TestData.modelDir().toAbsolutePath(), 1, "F32", "cpu", 8))
+                .withTimeouts(new ClusterOptions.Timeouts(20_000 * SCALE, 120_000 * SCALE, 60_000 * SCALE,
+                        120_000 * SCALE, sessionIdleMs * SCALE));
+    }
+
+    /** The query host's settings: as {@code base}, with a long idle timeout (hosts expire contexts first). */
+    static ClusterOptions queryHost(ClusterOptions base) {
+        ClusterOptions.Timeouts t = base.timeouts();
+        return base.withTimeouts(new ClusterOptions.Timeouts(t.requestMs(), t.prefillMs(), t.joinMs(), t.hostWaitMs(),
+                600_000));
+    }
+
+    static JsonNode example(String id) {
+        if (dev == null) {
+            dev = TestData.devSet();
+        }
+        JsonNode ex = dev.get(id);
+        if (ex == null) {
+            throw new IllegalArgumentException("no dev example " + id);
+        }
+        return ex;
+    }
+
+    static int[] context(String id) {
+        return TestData.referenceContext(model(), example(id));
+    }
+
+    static int[] query(String id) {
+        return TestData.referenceQuery(model(), example(id));
+    }
+
+    /** Tokens of the in-process engine in star mode, same plan, greedy; cached. */
+    static int[] reference(String contextId, String queryId, int maxNewTokens) {
+        return REFERENCES.computeIfAbsent(contextId + "|" + queryId + "|" + maxNewTokens, k -> {
+            try (LocalEngine e = LocalEngine.create(model(), star());
+                 ContextSession s = e.prefill(context(contextId), PrefillListener.NONE)) {
+                return s.generate(query(queryId), GenerationOptions.greedy(maxNewTokens), TokenListener.NONE).tokens();
+            }
+        });
+    }
+
+    /** Prints the end of every host's log when a test fails. */
+    static final class HostLogs implements TestWatcher {
+        static volatile LocalCluster cluster;
+
+        @Override
+        public void testFailed(ExtensionContext context, Throwable cause) {
+            LocalCluster c = cluster;
+            if (c != null) {
+                for (int i = 0; i < c.size(); i++) {
+                    System.err.println("---- end of host-" + i + " log (" + c.log(i) + ")\n" + c.logTail(i, 40));
+                }
+            }
+        }
+    }
+}
