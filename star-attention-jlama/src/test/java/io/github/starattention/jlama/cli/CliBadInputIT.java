@@ -73,7 +73,7 @@ class CliBadInputIT {
     @Test
     void promptLongerThanTheModelsPositions() throws IOException {
         Result r = run("ask", "--model", TestData.modelDir().toString(),
-                "--context-file", context("1 2 3 4 5 6 7 8 ".repeat(2_200)).toString(), "--question", "q");
+                "--context-file", context("1 2 3 4 5 6 7 8 ".repeat(5_000)).toString(), "--question", "q");
         assertOneLine(r, "but the model has 32768");
     }
 
