@@ -1,21 +1,23 @@
 // Star Attention CUDA kernels (loaded as PTX through the JCuda driver API; see build-ptx.sh).
 //
-//  attn_fwd_<t>_d<D>_w<W>   blockwise ("flash") attention, W warps x 16 query rows per block, 64-key tiles in shared
+//  attn_fwd_<t>_d<D>_w<W>[m2]  blockwise ("flash") attention, W warps x 16 (m2: 32) query rows per block, 64-key tiles in shared
 //                           memory (cp.async double buffering, XOR-swizzled), tensor-core mma.sync m16n8k16 with fp32
 //                           accumulation, online softmax in fp32 (base 2), output + natural-log LSE per (token, head).
 //  attn_split_<t>_d<D>      the same for at most 16 query rows per KV head (decode): the 4 warps of a block split
 //                           each 64-key tile between them and merge their states in shared memory at the end.
 //  lse_merge_f32            merges partial (output, LSE) states, e.g. the key splits of the two kernels above.
-//  convert_f32_<t>          fp32 -> fp16/bf16 (KV store writes).
+//  convert_kv_<t>           fp32 [tokens][kvHeads][D] -> fp16/bf16 head-major KV slots (KV store writes).
 //
 // Data layout (all row-major):
 //  q    fp32 [tokens][heads][D]          qpos int [tokens]
-//  k, v <t>  [slots][kvHeads][D]          kpos int [slots], strictly increasing
+//  k, v <t>  [kvHeads][capacity][D]       kpos int [slots], strictly increasing (headStride = capacity * D)
 //  out  fp32 [splits][tokens][heads][D]  lse  fp32 [splits][tokens][heads]
 // Grid: x = query-row tile (heaviest causal tile first), y = KV head, z = key split. The query rows of one KV head
 // are packed GQA-style: row r -> token r / group, query head kvHead * group + r % group, so a K/V tile is loaded
 // once for all query heads that share it. A key is visible to a row iff key position <= the row's token position;
-// block z covers keys [z * chunk, (z + 1) * chunk). A row that sees no key gets out = 0, lse = -inf.
+// block z covers keys [z * chunk, (z + 1) * chunk). A row that sees no key gets out = 0, lse = -inf. The host,
+// which knows every position, passes per row tile ranges[x] = (keys visible to some row of the tile, keys visible
+// to every row): tiles past the first bound are skipped, tiles before the second need no mask.
 //
 // Requires sm_80+ (mma.sync bf16, cp.async, ldmatrix). D in {64, 128}.
 
@@ -93,35 +95,26 @@ __device__ __forceinline__ uint32_t swz(int row, int chunk) {
     return row * ROWB + ((chunk ^ (row & 7)) << 4);
 }
 
-// Number of keys with position <= p (kpos strictly increasing).
-__device__ __forceinline__ int count_le(const int* __restrict__ kpos, int n, int p) {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (kpos[mid] <= p) lo = mid + 1; else hi = mid;
-    }
-    return lo;
-}
-
 // Dynamic shared memory in bytes for a block of BM rows (the host computes the same).
-//   Q [BM][D] | K [2][BN][D] | V [2][BN][D] | qpos [BM] | range [4]
+//   Q [BM][D] | K [2][BN][D] | V [2][BN][D] | qpos [BM] | 16 spare bytes
 
 // ---------------------------------------------------------------------------------------------------------------
 // Attention
 
-template <typename T, int D, int WARPS, bool KSPLIT>
+template <typename T, int D, int WARPS, int MT, bool KSPLIT>
 __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int* __restrict__ qpos,
                                           const T* __restrict__ k, const T* __restrict__ v,
-                                          const int* __restrict__ kpos, float* __restrict__ out,
-                                          float* __restrict__ lse, int tokens, int heads, int kvHeads, int nkeys,
-                                          int chunk, float scaleLog2) {
+                                          const int* __restrict__ kpos, const int2* __restrict__ ranges,
+                                          float* __restrict__ out, float* __restrict__ lse, int tokens, int heads,
+                                          int kvHeads, long long headStride, int chunk, float scaleLog2) {
     constexpr int NTHREADS = WARPS * 32;
-    constexpr int BM = KSPLIT ? 16 : 16 * WARPS;  // query rows per block
-    constexpr int ROWB = D * 2;                    // bytes per smem row
-    constexpr int CH = D / 8;                      // 16-byte chunks per row
-    constexpr int NT = KSPLIT ? 2 : BN / 8;        // 8-key n-tiles of S per warp per key tile
-    constexpr int KEYS_W = NT * 8;                 // keys per warp per key tile
-    constexpr int DT = D / 8;                      // 8-column n-tiles of O
+    constexpr int BM = KSPLIT ? 16 : 16 * WARPS * MT;  // query rows per block
+    constexpr int ROWB = D * 2;                         // bytes per smem row
+    constexpr int CH = D / 8;                           // 16-byte chunks per row
+    constexpr int NT = KSPLIT ? 2 : BN / 8;             // 8-key n-tiles of S per warp per key tile
+    constexpr int KEYS_W = NT * 8;                      // keys per warp per key tile
+    constexpr int DT = D / 8;                           // 8-column n-tiles of O
+    constexpr bool QREG = MT == 1 || D <= 64;           // Q fragments kept in registers (else re-read from smem)
     using M = Mma<T>;
 
     extern __shared__ __align__(128) unsigned char smem[];
@@ -129,7 +122,6 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
     unsigned char* sKp = smem + BM * ROWB;
     unsigned char* sVp = sKp + 2 * BN * ROWB;
     int* qposS = reinterpret_cast<int*>(sVp + 2 * BN * ROWB);
-    int* range = qposS + BM;
     const uint32_t sQ = smem_u32(sQp), sK = smem_u32(sKp), sV = smem_u32(sVp);
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -140,26 +132,13 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
     const int group = heads / kvHeads;
     const int rows = tokens * group;
     const int row0 = mtile * BM;
-    const size_t kvStride = (size_t)kvHeads * D;
+    const T* __restrict__ kh = k + (size_t)kvh * headStride;
+    const T* __restrict__ vh = v + (size_t)kvh * headStride;
 
-    // Query positions of this block's rows, and its key range.
+    // Query positions of this block's rows (for the per-element mask).
     for (int r = tid; r < BM; r += NTHREADS) {
         int gr = row0 + r;
         qposS[r] = gr < rows ? qpos[gr / group] : INT_MIN;
-    }
-    __syncthreads();
-    if (tid == 0) {
-        int mx = INT_MIN, mn = INT_MAX;
-        bool any = false;
-        for (int r = 0; r < BM; ++r) {
-            if (row0 + r < rows) {
-                any = true;
-                mx = max(mx, qposS[r]);
-                mn = min(mn, qposS[r]);
-            }
-        }
-        range[0] = any ? count_le(kpos, nkeys, mx) : 0;  // keys visible to some row
-        range[1] = any ? count_le(kpos, nkeys, mn) : 0;  // keys visible to every row
     }
     // Q tile -> smem, converted to T.
     for (int i = tid; i < BM * (D / 4); i += NTHREADS) {
@@ -175,30 +154,36 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
     }
     __syncthreads();
 
-    const int keysEnd = range[0];
+    const int2 range = ranges[mtile];  // (keys visible to some row, keys visible to every row), from the host
     const int kBegin = split * chunk;
-    const int kEnd = min(keysEnd, kBegin + chunk);
-    const int visAll = min(range[1], kEnd);
+    const int kEnd = min(range.x, kBegin + chunk);
+    const int visAll = min(range.y, kEnd);
     const int ntiles = kEnd > kBegin ? (kEnd - kBegin + BN - 1) / BN : 0;
 
-    const int wrow = KSPLIT ? 0 : warp * 16;  // first row of this warp in the block
-    const int kw = KSPLIT ? warp * KEYS_W : 0;  // first key of this warp in a key tile
+    const int wrow = KSPLIT ? 0 : warp * 16 * MT;  // first row of this warp in the block
+    const int kw = KSPLIT ? warp * KEYS_W : 0;      // first key of this warp in a key tile
     const bool active = row0 + wrow < rows;
-    const int qp0 = qposS[wrow + g], qp1 = qposS[wrow + g + 8];
 
-    uint32_t qf[D / 16][4];
-    if (active) {
+    uint32_t qf[QREG ? MT : 1][QREG ? D / 16 : 1][4];
+    if (QREG && active) {
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            ldsm_x4(qf[kk], sQ + swz<ROWB>(wrow + (lane & 7) + (mi & 1) * 8, kk * 2 + (mi >> 1)));
+        for (int mt = 0; mt < (QREG ? MT : 0); ++mt) {
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+                ldsm_x4(qf[mt][kk], sQ + swz<ROWB>(wrow + mt * 16 + (lane & 7) + (mi & 1) * 8, kk * 2 + (mi >> 1)));
+            }
         }
     }
 
-    float o[DT][4];
+    float o[MT][DT][4];
+    float mrow[MT][2], lrow[MT][2];
 #pragma unroll
-    for (int n = 0; n < DT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-    float mrow[2] = {-INFINITY, -INFINITY};
-    float lrow[2] = {0.f, 0.f};
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int n = 0; n < DT; ++n) o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.f;
+        mrow[mt][0] = mrow[mt][1] = -INFINITY;
+        lrow[mt][0] = lrow[mt][1] = 0.f;
+    }
 
     auto load_tile = [&](int tile, int buf) {
         const int n0 = kBegin + tile * BN;
@@ -206,10 +191,10 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
             int r = i / CH, c = i % CH;
             int key = n0 + r;
             bool ok = key < kEnd;
-            size_t off = (ok ? (size_t)key * kvStride : 0) + (size_t)kvh * D + c * 8;
+            size_t off = (ok ? (size_t)key * D : 0) + c * 8;
             uint32_t so = buf * BN * ROWB + swz<ROWB>(r, c);
-            cp_async16(sK + so, k + off, ok);
-            cp_async16(sV + so, v + off, ok);
+            cp_async16(sK + so, kh + off, ok);
+            cp_async16(sV + so, vh + off, ok);
         }
         cp_async_commit();
     };
@@ -227,81 +212,107 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
         const int n0 = kBegin + it * BN;
         if (active) {
             const uint32_t kb = sK + buf * BN * ROWB, vb = sV + buf * BN * ROWB;
-            float s[NT][4];
+            float s[MT][NT][4];
 #pragma unroll
-            for (int j = 0; j < NT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int j = 0; j < NT; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
             // S = Q K^T
 #pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
+                uint32_t qa[QREG ? 1 : MT][4];
+                if (!QREG) {
+#pragma unroll
+                    for (int mt = 0; mt < (QREG ? 0 : MT); ++mt) {
+                        ldsm_x4(qa[mt], sQ + swz<ROWB>(wrow + mt * 16 + (lane & 7) + (mi & 1) * 8, kk * 2 + (mi >> 1)));
+                    }
+                }
 #pragma unroll
                 for (int j = 0; j < NT; j += 2) {
                     uint32_t b[4];
                     ldsm_x4(b, kb + swz<ROWB>(kw + j * 8 + (mi >> 1) * 8 + (lane & 7), kk * 2 + (mi & 1)));
-                    M::run(s[j], qf[kk], b[0], b[1]);
-                    M::run(s[j + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        const uint32_t(&a)[4] = QREG ? qf[QREG ? mt : 0][QREG ? kk : 0] : qa[QREG ? 0 : mt];
+                        M::run(s[mt][j], a, b[0], b[1]);
+                        M::run(s[mt][j + 1], a, b[2], b[3]);
+                    }
                 }
             }
             // scale (to base 2) and mask
             const bool needMask = n0 + kw + KEYS_W > visAll;
 #pragma unroll
-            for (int j = 0; j < NT; ++j) {
+            for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    float x = s[j][e] * scaleLog2;
-                    if (needMask) {
-                        int key = n0 + kw + j * 8 + t4 * 2 + (e & 1);
-                        int qp = e < 2 ? qp0 : qp1;
-                        if (key >= kEnd || kpos[key] > qp) x = -INFINITY;
+                for (int j = 0; j < NT; ++j) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        float x = s[mt][j][e] * scaleLog2;
+                        if (needMask) {
+                            int key = n0 + kw + j * 8 + t4 * 2 + (e & 1);
+                            if (key >= kEnd || kpos[key] > qposS[wrow + mt * 16 + g + (e >> 1) * 8]) x = -INFINITY;
+                        }
+                        s[mt][j][e] = x;
                     }
-                    s[j][e] = x;
                 }
             }
             // online softmax
-            float mx[2] = {mrow[0], mrow[1]};
 #pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                mx[0] = fmaxf(mx[0], fmaxf(s[j][0], s[j][1]));
-                mx[1] = fmaxf(mx[1], fmaxf(s[j][2], s[j][3]));
-            }
-            float mu[2], alpha[2], rs[2] = {0.f, 0.f};
+            for (int mt = 0; mt < MT; ++mt) {
+                float mx[2] = {mrow[mt][0], mrow[mt][1]};
 #pragma unroll
-            for (int i = 0; i < 2; ++i) {
-                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-                mu[i] = mx[i] == -INFINITY ? 0.f : mx[i];
-                alpha[i] = ex2(mrow[i] - mu[i]);
-                mrow[i] = mx[i];
-            }
+                for (int j = 0; j < NT; ++j) {
+                    mx[0] = fmaxf(mx[0], fmaxf(s[mt][j][0], s[mt][j][1]));
+                    mx[1] = fmaxf(mx[1], fmaxf(s[mt][j][2], s[mt][j][3]));
+                }
+                float mu[2], alpha[2], rs[2] = {0.f, 0.f};
 #pragma unroll
-            for (int j = 0; j < NT; ++j) {
-                s[j][0] = ex2(s[j][0] - mu[0]);
-                s[j][1] = ex2(s[j][1] - mu[0]);
-                s[j][2] = ex2(s[j][2] - mu[1]);
-                s[j][3] = ex2(s[j][3] - mu[1]);
-                rs[0] += s[j][0] + s[j][1];
-                rs[1] += s[j][2] + s[j][3];
-            }
-            lrow[0] = lrow[0] * alpha[0] + rs[0];
-            lrow[1] = lrow[1] * alpha[1] + rs[1];
+                for (int i = 0; i < 2; ++i) {
+                    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+                    mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+                    mu[i] = mx[i] == -INFINITY ? 0.f : mx[i];
+                    alpha[i] = ex2(mrow[mt][i] - mu[i]);
+                    mrow[mt][i] = mx[i];
+                }
 #pragma unroll
-            for (int n = 0; n < DT; ++n) {
-                o[n][0] *= alpha[0];
-                o[n][1] *= alpha[0];
-                o[n][2] *= alpha[1];
-                o[n][3] *= alpha[1];
+                for (int j = 0; j < NT; ++j) {
+                    s[mt][j][0] = ex2(s[mt][j][0] - mu[0]);
+                    s[mt][j][1] = ex2(s[mt][j][1] - mu[0]);
+                    s[mt][j][2] = ex2(s[mt][j][2] - mu[1]);
+                    s[mt][j][3] = ex2(s[mt][j][3] - mu[1]);
+                    rs[0] += s[mt][j][0] + s[mt][j][1];
+                    rs[1] += s[mt][j][2] + s[mt][j][3];
+                }
+                lrow[mt][0] = lrow[mt][0] * alpha[0] + rs[0];
+                lrow[mt][1] = lrow[mt][1] * alpha[1] + rs[1];
+#pragma unroll
+                for (int n = 0; n < DT; ++n) {
+                    o[mt][n][0] *= alpha[0];
+                    o[mt][n][1] *= alpha[0];
+                    o[mt][n][2] *= alpha[1];
+                    o[mt][n][3] *= alpha[1];
+                }
             }
             // O += P V
 #pragma unroll
             for (int kk = 0; kk < NT / 2; ++kk) {
-                uint32_t a[4] = {M::pack(s[2 * kk][0], s[2 * kk][1]), M::pack(s[2 * kk][2], s[2 * kk][3]),
-                                 M::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                 M::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                uint32_t a[MT][4];
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    a[mt][0] = M::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                    a[mt][1] = M::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                    a[mt][2] = M::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                    a[mt][3] = M::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                }
 #pragma unroll
                 for (int n = 0; n < DT; n += 2) {
                     uint32_t b[4];
                     ldsm_x4_t(b, vb + swz<ROWB>(kw + kk * 16 + (mi & 1) * 8 + (lane & 7), n + (mi >> 1)));
-                    M::run(o[n], a, b[0], b[1]);
-                    M::run(o[n + 1], a, b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        M::run(o[mt][n], a[mt], b[0], b[1]);
+                        M::run(o[mt][n + 1], a[mt], b[2], b[3]);
+                    }
                 }
             }
         }
@@ -309,26 +320,34 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
     }
 
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
-        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            lrow[mt][i] += __shfl_xor_sync(0xffffffffu, lrow[mt][i], 1);
+            lrow[mt][i] += __shfl_xor_sync(0xffffffffu, lrow[mt][i], 2);
+        }
     }
     const size_t outRow0 = (size_t)split * tokens * heads;
 
     if (!KSPLIT) {
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            int gr = row0 + wrow + g + i * 8;
-            if (gr >= rows) continue;
-            int t = gr / group, h = kvh * group + gr % group;
-            size_t orow = outRow0 + (size_t)t * heads + h;
-            float inv = lrow[i] > 0.f ? 1.f / lrow[i] : 0.f;
-            float* op = out + orow * D;
+        for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-            for (int n = 0; n < DT; ++n) {
-                *reinterpret_cast<float2*>(op + n * 8 + t4 * 2) = make_float2(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+            for (int i = 0; i < 2; ++i) {
+                int gr = row0 + wrow + mt * 16 + g + i * 8;
+                if (gr >= rows) continue;
+                int t = gr / group, h = kvh * group + gr % group;
+                size_t orow = outRow0 + (size_t)t * heads + h;
+                float l = lrow[mt][i];
+                float inv = l > 0.f ? 1.f / l : 0.f;
+                float* op = out + orow * D;
+#pragma unroll
+                for (int n = 0; n < DT; ++n) {
+                    *reinterpret_cast<float2*>(op + n * 8 + t4 * 2) =
+                        make_float2(o[mt][n][2 * i] * inv, o[mt][n][2 * i + 1] * inv);
+                }
+                if (t4 == 0) lse[orow] = l > 0.f ? (mrow[mt][i] + __log2f(l)) * LN2 : -INFINITY;
             }
-            if (t4 == 0) lse[orow] = lrow[i] > 0.f ? (mrow[i] + __log2f(lrow[i])) * LN2 : -INFINITY;
         }
     } else {
         // Merge the 4 warps' states (each over its own keys) through shared memory (the K/V tiles are free now).
@@ -341,11 +360,11 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
 #pragma unroll
             for (int n = 0; n < DT; ++n) {
                 *reinterpret_cast<float2*>(redO + (warp * 16 + r) * D + n * 8 + t4 * 2) =
-                    make_float2(o[n][2 * i], o[n][2 * i + 1]);
+                    make_float2(o[0][n][2 * i], o[0][n][2 * i + 1]);
             }
             if (t4 == 0) {
-                redM[warp * 16 + r] = mrow[i];
-                redL[warp * 16 + r] = lrow[i];
+                redM[warp * 16 + r] = mrow[0][i];
+                redL[warp * 16 + r] = lrow[0][i];
             }
         }
         __syncthreads();
@@ -375,27 +394,32 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
 
 #define ATTN_ARGS(T)                                                                                        \
     const float *__restrict__ q, const int *__restrict__ qpos, const T *__restrict__ k,                    \
-        const T *__restrict__ v, const int *__restrict__ kpos, float *__restrict__ out,                    \
-        float *__restrict__ lse, int tokens, int heads, int kvHeads, int nkeys, int chunk, float scaleLog2
-#define ATTN_PASS q, qpos, k, v, kpos, out, lse, tokens, heads, kvHeads, nkeys, chunk, scaleLog2
+        const T *__restrict__ v, const int *__restrict__ kpos, const int2 *__restrict__ ranges,            \
+        float *__restrict__ out, float *__restrict__ lse, int tokens, int heads, int kvHeads,              \
+        long long headStride, int chunk, float scaleLog2
+#define ATTN_PASS q, qpos, k, v, kpos, ranges, out, lse, tokens, heads, kvHeads, headStride, chunk, scaleLog2
 
-#define DEF_FWD(NAME, T, D, W, MINB)                                                                        \
+#define DEF_FWD(NAME, T, D, W, MT, MINB)                                                                    \
     extern "C" __global__ void __launch_bounds__(W * 32, MINB) NAME(ATTN_ARGS(T)) {                         \
-        attn_body<T, D, W, false>(ATTN_PASS);                                                               \
+        attn_body<T, D, W, MT, false>(ATTN_PASS);                                                           \
     }
 #define DEF_SPLIT(NAME, T, D)                                                                               \
     extern "C" __global__ void __launch_bounds__(128, 2) NAME(ATTN_ARGS(T)) {                               \
-        attn_body<T, D, 4, true>(ATTN_PASS);                                                                \
+        attn_body<T, D, 4, 1, true>(ATTN_PASS);                                                             \
     }
 
-DEF_FWD(attn_fwd_f16_d64_w4, __half, 64, 4, 2)
-DEF_FWD(attn_fwd_f16_d128_w4, __half, 128, 4, 2)
-DEF_FWD(attn_fwd_f16_d64_w8, __half, 64, 8, 1)
-DEF_FWD(attn_fwd_f16_d128_w8, __half, 128, 8, 1)
-DEF_FWD(attn_fwd_bf16_d64_w4, __nv_bfloat16, 64, 4, 2)
-DEF_FWD(attn_fwd_bf16_d128_w4, __nv_bfloat16, 128, 4, 2)
-DEF_FWD(attn_fwd_bf16_d64_w8, __nv_bfloat16, 64, 8, 1)
-DEF_FWD(attn_fwd_bf16_d128_w8, __nv_bfloat16, 128, 8, 1)
+DEF_FWD(attn_fwd_f16_d64_w4, __half, 64, 4, 1, 2)
+DEF_FWD(attn_fwd_f16_d128_w4, __half, 128, 4, 1, 2)
+DEF_FWD(attn_fwd_f16_d64_w8, __half, 64, 8, 1, 1)
+DEF_FWD(attn_fwd_f16_d128_w8, __half, 128, 8, 1, 1)
+DEF_FWD(attn_fwd_f16_d64_w4m2, __half, 64, 4, 2, 2)
+DEF_FWD(attn_fwd_f16_d128_w4m2, __half, 128, 4, 2, 2)
+DEF_FWD(attn_fwd_bf16_d64_w4, __nv_bfloat16, 64, 4, 1, 2)
+DEF_FWD(attn_fwd_bf16_d128_w4, __nv_bfloat16, 128, 4, 1, 2)
+DEF_FWD(attn_fwd_bf16_d64_w8, __nv_bfloat16, 64, 8, 1, 1)
+DEF_FWD(attn_fwd_bf16_d128_w8, __nv_bfloat16, 128, 8, 1, 1)
+DEF_FWD(attn_fwd_bf16_d64_w4m2, __nv_bfloat16, 64, 4, 2, 2)
+DEF_FWD(attn_fwd_bf16_d128_w4m2, __nv_bfloat16, 128, 4, 2, 2)
 DEF_SPLIT(attn_split_f16_d64, __half, 64)
 DEF_SPLIT(attn_split_f16_d128, __half, 128)
 DEF_SPLIT(attn_split_bf16_d64, __nv_bfloat16, 64)
@@ -445,18 +469,28 @@ extern "C" __global__ void __launch_bounds__(256) lse_merge_f32(const float* __r
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// fp32 -> fp16 / bf16, n4 = number of float4 groups.
+// KV writes: fp32 src [tokens][kvHeads][D] -> fp16/bf16 dst [kvHeads][capacity][D] at slots firstSlot.. (d4 = D / 4).
 
-extern "C" __global__ void convert_f32_f16(const float4* __restrict__ src, uint2* __restrict__ dst, long long n4) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+template <typename T>
+__device__ __forceinline__ void convert_kv(const float4* __restrict__ src, uint2* __restrict__ dst, int tokens,
+                                           int kvHeads, int d4, long long capacity, int firstSlot) {
+    const long long n = (long long)tokens * kvHeads * d4;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        int c = (int)(i % d4);
+        long long th = i / d4;
+        int h = (int)(th % kvHeads);
+        long long t = th / kvHeads;
         float4 x = src[i];
-        dst[i] = make_uint2(Mma<__half>::pack(x.x, x.y), Mma<__half>::pack(x.z, x.w));
+        dst[((long long)h * capacity + firstSlot + t) * d4 + c] = make_uint2(Mma<T>::pack(x.x, x.y), Mma<T>::pack(x.z, x.w));
     }
 }
 
-extern "C" __global__ void convert_f32_bf16(const float4* __restrict__ src, uint2* __restrict__ dst, long long n4) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
-        float4 x = src[i];
-        dst[i] = make_uint2(Mma<__nv_bfloat16>::pack(x.x, x.y), Mma<__nv_bfloat16>::pack(x.z, x.w));
-    }
+extern "C" __global__ void convert_kv_f16(const float4* __restrict__ src, uint2* __restrict__ dst, int tokens,
+                                          int kvHeads, int d4, long long capacity, int firstSlot) {
+    convert_kv<__half>(src, dst, tokens, kvHeads, d4, capacity, firstSlot);
+}
+
+extern "C" __global__ void convert_kv_bf16(const float4* __restrict__ src, uint2* __restrict__ dst, int tokens,
+                                           int kvHeads, int d4, long long capacity, int firstSlot) {
+    convert_kv<__nv_bfloat16>(src, dst, tokens, kvHeads, d4, capacity, firstSlot);
 }

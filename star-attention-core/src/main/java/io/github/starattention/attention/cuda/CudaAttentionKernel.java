@@ -54,8 +54,8 @@ public final class CudaAttentionKernel implements AttentionKernel {
     private final Scratch partOut = new Scratch("split-KV partial outputs");
     private final Scratch partLse = new Scratch("split-KV partial LSE");
     private final Scratch stage = new Scratch("fp32 staging for KV writes");
-    private volatile int fwdWarps = Integer.getInteger("starattention.cuda.fwdWarps", 4);
-    private volatile double splitWaves = Double.parseDouble(System.getProperty("starattention.cuda.splitWaves", "2"));
+    private volatile String fwdVariant = System.getProperty("starattention.cuda.fwdVariant", "w4m2");
+    private volatile double splitWaves = Double.parseDouble(System.getProperty("starattention.cuda.splitWaves", "1"));
 
     /** A kernel on device 0 with the KV dtype from {@link KvDtype#fromSystemProperty()}. */
     public CudaAttentionKernel() {
@@ -141,8 +141,8 @@ public final class CudaAttentionKernel implements AttentionKernel {
         float[] l = new float[tokens * heads];
         rt.enter();
         try {
-            uploadQuery(query.q(), pos, tokens, heads, d);
-            Plan plan = run(store, layer, tokens, heads, d, query.scale(), nkeys, true);
+            Plan plan = prepare(store, query.q(), pos, tokens, heads, d, nkeys);
+            launch(plan, store, layer, query.scale(), true);
             rt.copyDtoH(Pointer.to(o), outBuf.ptr, (long) o.length * Float.BYTES, () -> plan.describe());
             rt.copyDtoH(Pointer.to(l), lseBuf.ptr, (long) l.length * Float.BYTES, () -> plan.describe());
         } finally {
@@ -231,11 +231,18 @@ public final class CudaAttentionKernel implements AttentionKernel {
         stores.remove(s);
     }
 
-    void setFwdWarps(int warps) {
-        if (warps != 4 && warps != 8) {
-            throw new IllegalArgumentException("warps must be 4 or 8");
-        }
-        this.fwdWarps = warps;
+    /** The prefill kernel variant: {@code w4} (4 warps x 16 rows), {@code w8} (8 x 16), {@code w4m2} (4 x 32). */
+    void setFwdVariant(String variant) {
+        fwdRows(variant);
+        this.fwdVariant = variant;
+    }
+
+    private static int fwdRows(String variant) {
+        return switch (variant) {
+            case "w4" -> 64;
+            case "w8", "w4m2" -> 128;
+            default -> throw new IllegalArgumentException("prefill variant " + variant + ": expected w4, w8 or w4m2");
+        };
     }
 
     void setSplitWaves(double waves) {
@@ -254,16 +261,42 @@ public final class CudaAttentionKernel implements AttentionKernel {
         return store;
     }
 
-    void uploadQuery(float[] q, int[] pos, int tokens, int heads, int d) {
+    /**
+     * Uploads the queries, their positions and the per-row-tile key ranges of the launch plan for attention over the
+     * first {@code nkeys} slots of {@code store} (the keys visible to the latest query token).
+     */
+    Plan prepare(CudaKvStore store, float[] q, int[] pos, int tokens, int heads, int d, int nkeys) {
+        int kvHeads = store.layout().kvHeads();
+        Plan p = plan(tokens, heads, kvHeads, d, nkeys);
+        int group = heads / kvHeads;
+        long rows = (long) tokens * group;
+        int posInts = (tokens + 1) & ~1; // the ranges (int2) start 8-byte aligned
+        int[] buf = new int[posInts + 2 * p.mtiles()];
+        System.arraycopy(pos, 0, buf, 0, tokens);
+        int bm = p.rowsPerTile();
+        for (int m = 0; m < p.mtiles(); m++) {
+            long r0 = (long) m * bm;
+            long r1 = Math.min(rows, r0 + bm) - 1;
+            int lo = Integer.MAX_VALUE;
+            int hi = Integer.MIN_VALUE;
+            for (int t = (int) (r0 / group); t <= (int) (r1 / group); t++) {
+                lo = Math.min(lo, pos[t]);
+                hi = Math.max(hi, pos[t]);
+            }
+            int some = Math.min(nkeys, store.visibleKeys(hi));
+            buf[posInts + 2 * m] = some;
+            buf[posInts + 2 * m + 1] = Math.min(some, store.visibleKeys(lo));
+        }
         long qBytes = (long) tokens * heads * d * Float.BYTES;
         rt.copyHtoD(qBuf.get(qBytes), Pointer.to(q), qBytes, "queries");
-        rt.copyHtoD(qposBuf.get((long) tokens * Integer.BYTES), Pointer.to(pos), (long) tokens * Integer.BYTES,
+        rt.copyHtoD(qposBuf.get((long) buf.length * Integer.BYTES), Pointer.to(buf), (long) buf.length * Integer.BYTES,
                 "query positions");
+        return p;
     }
 
     /** The launch configuration of one attention call. */
-    record Plan(String kernel, int threads, int smem, int mtiles, int kvHeads, int splits, int chunk, int tokens,
-                int heads, int headDim, int nkeys) {
+    record Plan(String kernel, int threads, int smem, int rowsPerTile, int mtiles, int kvHeads, int splits,
+                int chunk, int tokens, int heads, int headDim, int nkeys) {
 
         String describe() {
             return "kernel " + kernel + " (tokens=" + tokens + ", heads=" + heads + ", kvHeads=" + kvHeads
@@ -276,10 +309,10 @@ public final class CudaAttentionKernel implements AttentionKernel {
         int group = heads / kvHeads;
         long rows = (long) tokens * group;
         boolean split = rows <= 16;
-        int warps = split ? 4 : fwdWarps;
-        int bm = split ? 16 : 16 * warps;
-        String name = (split ? "attn_split_" : "attn_fwd_") + dtype.suffix() + "_d" + d + (split ? "" : "_w" + warps);
-        int threads = warps * 32;
+        String variant = fwdVariant;
+        int bm = split ? 16 : fwdRows(variant);
+        String name = (split ? "attn_split_" : "attn_fwd_") + dtype.suffix() + "_d" + d + (split ? "" : "_" + variant);
+        int threads = split || !variant.equals("w8") ? 128 : 256;
         int smem = bm * d * 2 + 4 * BN * d * 2 + bm * Integer.BYTES + 16;
         long mt = (rows + bm - 1) / bm;
         if (mt > Integer.MAX_VALUE) {
@@ -300,16 +333,18 @@ public final class CudaAttentionKernel implements AttentionKernel {
         if (splits == 1) {
             chunk = nkeys;
         }
-        return new Plan(name, threads, smem, mtiles, kvHeads, splits, chunk, tokens, heads, d, nkeys);
+        return new Plan(name, threads, smem, bm, mtiles, kvHeads, splits, chunk, tokens, heads, d, nkeys);
     }
 
     /**
-     * Runs attention of the uploaded queries (see {@link #uploadQuery}) over the first {@code nkeys} slots of
-     * {@code layer}; the result lands in {@link #outBuf} / {@link #lseBuf}.
+     * Runs attention of the queries uploaded by {@link #prepare} over layer {@code layer}; the result lands in
+     * {@link #outBuf} / {@link #lseBuf}.
      */
-    Plan run(CudaKvStore store, int layer, int tokens, int heads, int d, float scale, int nkeys, boolean sync) {
-        int kvHeads = store.layout().kvHeads();
-        Plan p = plan(tokens, heads, kvHeads, d, nkeys);
+    void launch(Plan p, CudaKvStore store, int layer, float scale, boolean sync) {
+        int kvHeads = p.kvHeads();
+        int tokens = p.tokens();
+        int heads = p.heads();
+        int d = p.headDim();
         long rows = (long) tokens * heads;
         CUdeviceptr out = outBuf.get(rows * d * Float.BYTES);
         CUdeviceptr lse = lseBuf.get(rows * Float.BYTES);
@@ -319,10 +354,12 @@ public final class CudaAttentionKernel implements AttentionKernel {
             o = partOut.get(p.splits() * rows * d * Float.BYTES);
             l = partLse.get(p.splits() * rows * Float.BYTES);
         }
+        CUdeviceptr ranges = qposBuf.ptr.withByteOffset((long) ((tokens + 1) & ~1) * Integer.BYTES);
         Pointer params = Pointer.to(Pointer.to(qBuf.ptr), Pointer.to(qposBuf.ptr), Pointer.to(store.keys(layer)),
-                Pointer.to(store.values(layer)), Pointer.to(store.positionsPtr()), Pointer.to(o), Pointer.to(l),
-                Pointer.to(new int[] {tokens}), Pointer.to(new int[] {heads}), Pointer.to(new int[] {kvHeads}),
-                Pointer.to(new int[] {nkeys}), Pointer.to(new int[] {p.chunk()}),
+                Pointer.to(store.values(layer)), Pointer.to(store.positionsPtr()), Pointer.to(ranges), Pointer.to(o),
+                Pointer.to(l), Pointer.to(new int[] {tokens}), Pointer.to(new int[] {heads}),
+                Pointer.to(new int[] {kvHeads}), Pointer.to(new long[] {(long) store.capacity() * d}),
+                Pointer.to(new int[] {p.chunk()}),
                 Pointer.to(new float[] {(float) (scale * LOG2E)}));
         rt.launch(p.kernel(), p.mtiles(), kvHeads, p.splits(), p.threads(), p.smem(), params, p::describe);
         if (p.splits() > 1) {
@@ -331,7 +368,6 @@ public final class CudaAttentionKernel implements AttentionKernel {
         if (sync) {
             rt.sync(p::describe);
         }
-        return p;
     }
 
     private void mergeOnDevice(CUdeviceptr po, CUdeviceptr pl, int parts, int rows, int d, CUdeviceptr out,
@@ -344,23 +380,28 @@ public final class CudaAttentionKernel implements AttentionKernel {
                 () -> parts + " parts, " + rows + " rows, head dim " + d);
     }
 
-    /** fp32 {@code src[srcOffset, +n)} -> {@code dtype} at element {@code dstOffset} of {@code dst}. */
-    void convertToDevice(CUdeviceptr dst, long dstOffset, KvDtype type, float[] src, int srcOffset, long n) {
-        String fn = "convert_f32_" + type.suffix();
-        long chunkFloats = Math.min(n, STAGE_FLOATS);
-        CUdeviceptr st = stage.get(chunkFloats * Float.BYTES);
-        for (long done = 0; done < n; done += chunkFloats) {
-            long cnt = Math.min(chunkFloats, n - done);
-            rt.copyHtoD(st, Pointer.to(src).withByteOffset((srcOffset + done) * Float.BYTES), cnt * Float.BYTES,
-                    "KV write");
-            long n4 = cnt / 4;
+    /**
+     * Writes {@code tokens} fp32 rows {@code [tokens][kvHeads][headDim]} of {@code src} (from {@code srcOffset}) into
+     * the head-major {@code type} buffer {@code dst} of {@code capacity} slots at slot {@code firstSlot}.
+     */
+    void writeKv(CUdeviceptr dst, int capacity, int firstSlot, KvLayout layout, KvDtype type, float[] src,
+                 int srcOffset, int tokens) {
+        String fn = "convert_kv_" + type.suffix();
+        int row = layout.rowLength();
+        int perChunk = (int) Math.max(1, Math.min(tokens, STAGE_FLOATS / row));
+        CUdeviceptr st = stage.get((long) perChunk * row * Float.BYTES);
+        for (int done = 0; done < tokens; done += perChunk) {
+            int cnt = Math.min(perChunk, tokens - done);
+            rt.copyHtoD(st, Pointer.to(src).withByteOffset((srcOffset + (long) done * row) * Float.BYTES),
+                    (long) cnt * row * Float.BYTES, "KV write");
+            long n4 = (long) cnt * row / 4;
             int grid = (int) Math.max(1, Math.min((n4 + 255) / 256, rt.smCount * 16L));
-            Pointer params = Pointer.to(Pointer.to(st), Pointer.to(dst.withByteOffset((dstOffset + done) * type.bytes())),
-                    Pointer.to(new long[] {n4}));
-            final long c = cnt;
-            rt.launch(fn, grid, 1, 1, 256, 0, params, () -> c + " floats");
+            Pointer params = Pointer.to(Pointer.to(st), Pointer.to(dst), Pointer.to(new int[] {cnt}),
+                    Pointer.to(new int[] {layout.kvHeads()}), Pointer.to(new int[] {layout.headDim() / 4}),
+                    Pointer.to(new long[] {capacity}), Pointer.to(new int[] {firstSlot + done}));
+            rt.launch(fn, grid, 1, 1, 256, 0, params, () -> cnt + " tokens of " + layout);
         }
-        rt.sync(() -> "kernel " + fn + " (" + n + " floats)");
+        rt.sync(() -> "kernel " + fn + " (" + tokens + " tokens of " + layout + ")");
     }
 
     /** A grow-only device buffer. */

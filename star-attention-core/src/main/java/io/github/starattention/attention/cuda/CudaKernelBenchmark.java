@@ -22,7 +22,7 @@ import jcuda.driver.JCudaDriver;
  * <pre>
  * java --add-modules jdk.incubator.vector -cp ... io.github.starattention.attention.cuda.CudaKernelBenchmark \
  *     [--dtype fp16|bf16] [--dims 64,128] [--heads 32] [--kv-heads 8] [--prefill 4096,16384,65536]
- *     [--decode 4096,16384,65536,131072] [--warps 4,8] [--waves 1,2,4] [--out results.jsonl]
+ *     [--decode 4096,16384,65536,131072] [--variants w4,w8,w4m2] [--waves 1,2] [--out results.jsonl]
  * </pre>
  * FLOPs of causal prefill over N tokens: {@code 4 * N * N * headDim * heads / 2} (the FlashAttention convention).
  */
@@ -38,8 +38,8 @@ public final class CudaKernelBenchmark {
         int kvHeads = 8;
         int[] prefill = {4096, 16384, 65536};
         int[] decode = {4096, 16384, 65536, 131072};
-        int[] warps = {4, 8};
-        double[] waves = {1, 2, 4};
+        String[] variants = {"w4", "w8", "w4m2"};
+        double[] waves = {0.5, 1, 2};
         Path out = null;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
@@ -51,7 +51,7 @@ public final class CudaKernelBenchmark {
                 case "--kv-heads" -> kvHeads = Integer.parseInt(v);
                 case "--prefill" -> prefill = ints(v);
                 case "--decode" -> decode = ints(v);
-                case "--warps" -> warps = ints(v);
+                case "--variants" -> variants = v.split(",");
                 case "--waves" -> waves = Arrays.stream(v.split(",")).filter(s -> !s.isBlank())
                         .mapToDouble(Double::parseDouble).toArray();
                 case "--out" -> out = Path.of(v);
@@ -71,7 +71,7 @@ public final class CudaKernelBenchmark {
                 for (int n : seqs) {
                     boolean doPrefill = Arrays.stream(prefill).anyMatch(x -> x == n);
                     boolean doDecode = Arrays.stream(decode).anyMatch(x -> x == n);
-                    runShape(k, json, dtype, d, heads, kvHeads, n, doPrefill ? warps : new int[0],
+                    runShape(k, json, dtype, d, heads, kvHeads, n, doPrefill ? variants : new String[0],
                             doDecode ? waves : new double[0]);
                 }
             }
@@ -83,7 +83,7 @@ public final class CudaKernelBenchmark {
     }
 
     private static void runShape(CudaAttentionKernel k, PrintStream json, KvDtype dtype, int d, int heads,
-                                 int kvHeads, int n, int[] warps, double[] waves) {
+                                 int kvHeads, int n, String[] variants, double[] waves) {
         CudaRuntime rt = k.runtime();
         float scale = (float) (1 / Math.sqrt(d));
         try (CudaKvStore store = k.createStore(new KvLayout(1, kvHeads, d, n))) {
@@ -92,24 +92,22 @@ public final class CudaKernelBenchmark {
             float[] kv = fill((long) n * kvHeads * d, 11 + n + d);
             store.put(0, 0, kv, kv, 0, n);
             kv = null;
-            if (warps.length > 0) {
+            if (variants.length > 0) {
                 float[] q = fill((long) n * heads * d, 17 + n);
                 double flops = 4.0 * n * (double) n * d * heads / 2;
-                for (int w : warps) {
-                    k.setFwdWarps(w);
-                    double ms = time(k, () -> {
-                        k.uploadQuery(q, pos, n, heads, d);
-                        return null;
-                    }, () -> k.run(store, 0, n, heads, d, scale, n, false), 0.6);
-                    CudaAttentionKernel.Plan plan = k.plan(n, heads, kvHeads, d, n);
+                for (String w : variants) {
+                    k.setFwdVariant(w);
+                    CudaAttentionKernel.Plan[] plan = new CudaAttentionKernel.Plan[1];
+                    double ms = time(k, () -> plan[0] = k.prepare(store, q, pos, n, heads, d, n),
+                            () -> k.launch(plan[0], store, 0, scale, false), 0.6);
                     double tflops = flops / (ms * 1e-3) / 1e12;
                     System.out.printf(Locale.ROOT, "prefill d=%-3d N=%-6d %-24s %9.3f ms %7.1f TFLOP/s%n", d, n,
-                            plan.kernel() + "/s" + plan.splits(), ms, tflops);
+                            plan[0].kernel() + "/s" + plan[0].splits(), ms, tflops);
                     emit(json, String.format(Locale.ROOT, "{\"bench\":\"prefill\",\"impl\":\"jcuda\",\"dtype\":\"%s\","
                                     + "\"d\":%d,\"heads\":%d,\"kvHeads\":%d,\"seq\":%d,\"variant\":\"%s\",\"ms\":%.4f,"
-                                    + "\"tflops\":%.2f}", dtype, d, heads, kvHeads, n, plan.kernel(), ms, tflops));
+                                    + "\"tflops\":%.2f}", dtype, d, heads, kvHeads, n, plan[0].kernel(), ms, tflops));
                 }
-                k.setFwdWarps(4);
+                k.setFwdVariant(System.getProperty("starattention.cuda.fwdVariant", "w4m2"));
                 // one full attend(): upload fp32 Q, kernel, download fp32 output + LSE
                 AttentionQuery query = AttentionQuery.of(q, pos, n, heads, d);
                 k.attend(store, 0, query);
@@ -126,21 +124,19 @@ public final class CudaKernelBenchmark {
                 double bytes = 2.0 * n * kvHeads * d * dtype.bytes();
                 for (double w : waves) {
                     k.setSplitWaves(w);
-                    double ms = time(k, () -> {
-                        k.uploadQuery(q, qpos, 1, heads, d);
-                        return null;
-                    }, () -> k.run(store, 0, 1, heads, d, scale, n, false), 0.3);
-                    CudaAttentionKernel.Plan plan = k.plan(1, heads, kvHeads, d, n);
+                    CudaAttentionKernel.Plan[] plan = new CudaAttentionKernel.Plan[1];
+                    double ms = time(k, () -> plan[0] = k.prepare(store, q, qpos, 1, heads, d, n),
+                            () -> k.launch(plan[0], store, 0, scale, false), 0.3);
                     double gbps = bytes / (ms * 1e-3) / 1e9;
                     System.out.printf(Locale.ROOT, "decode  d=%-3d N=%-6d %-24s %9.4f ms %7.0f GB/s (%.0f%% of peak)%n",
-                            d, n, plan.kernel() + "/s" + plan.splits() + "/w" + w, ms, gbps,
+                            d, n, plan[0].kernel() + "/s" + plan[0].splits() + "/w" + w, ms, gbps,
                             rt.peakGBps > 0 ? 100 * gbps / rt.peakGBps : 0);
                     emit(json, String.format(Locale.ROOT, "{\"bench\":\"decode\",\"impl\":\"jcuda\",\"dtype\":\"%s\","
                                     + "\"d\":%d,\"heads\":%d,\"kvHeads\":%d,\"seq\":%d,\"variant\":\"%s/splits%d/waves%s\","
                                     + "\"ms\":%.5f,\"gbps\":%.1f,\"peakGbps\":%.0f}", dtype, d, heads, kvHeads, n,
-                            plan.kernel(), plan.splits(), w, ms, gbps, rt.peakGBps));
+                            plan[0].kernel(), plan[0].splits(), w, ms, gbps, rt.peakGBps));
                 }
-                k.setSplitWaves(2);
+                k.setSplitWaves(Double.parseDouble(System.getProperty("starattention.cuda.splitWaves", "1")));
                 AttentionQuery query = AttentionQuery.of(q, qpos, 1, heads, d);
                 k.attend(store, 0, query);
                 long t0 = System.nanoTime();
@@ -157,12 +153,11 @@ public final class CudaKernelBenchmark {
     }
 
     /** Mean milliseconds of {@code body} (kernels only, CUDA events), after a warm-up; runs about budgetSec. */
-    private static double time(CudaAttentionKernel k, java.util.concurrent.Callable<Void> setup, Runnable body,
-                               double budgetSec) {
+    private static double time(CudaAttentionKernel k, Runnable setup, Runnable body, double budgetSec) {
         CudaRuntime rt = k.runtime();
         rt.enter();
         try {
-            setup.call();
+            setup.run();
             body.run();
             rt.sync(() -> "warm-up");
             CUevent a = new CUevent();
@@ -190,10 +185,6 @@ public final class CudaKernelBenchmark {
                 JCudaDriver.cuEventDestroy(a);
                 JCudaDriver.cuEventDestroy(b);
             }
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
         } finally {
             rt.exit();
         }

@@ -10,11 +10,12 @@ import jcuda.driver.CUdeviceptr;
 /**
  * A {@link KvStore} in GPU memory, read by {@link CudaAttentionKernel}.
  *
- * <p>Layout, per layer, one device buffer for K and one for V, token-major: element {@code (slot, head, d)} is at
- * {@code (slot * kvHeads + head) * headDim + d}, stored as {@link KvDtype} (fp16 or bf16; {@link #put} converts from
- * fp32 on the GPU). Positions are one {@code int[capacity]} device buffer shared by all layers, mirrored on the host
- * for {@link #position(int)}. Capacity grows by doubling (a device-to-device copy of the filled slots);
- * {@link #rollback(int)} keeps the capacity. {@link #close()} frees the GPU memory.
+ * <p>Layout, per layer, one device buffer for K and one for V, head-major like {@link HeapKvStore} so that a kernel
+ * streams the keys of one KV head contiguously: element {@code (head, slot, d)} is at
+ * {@code (head * capacity + slot) * headDim + d}, stored as {@link KvDtype} (fp16 or bf16; {@link #put} converts
+ * from fp32 and transposes on the GPU). Positions are one {@code int[capacity]} device buffer shared by all layers,
+ * mirrored on the host for {@link #position(int)}. Capacity grows by doubling (a device-to-device copy of the filled
+ * slots of each head); {@link #rollback(int)} keeps the capacity. {@link #close()} frees the GPU memory.
  */
 public final class CudaKvStore implements KvStore {
 
@@ -23,6 +24,7 @@ public final class CudaKvStore implements KvStore {
     private final KvLayout layout;
     private final KvDtype dtype;
     private final long rowBytes;
+    private final long slotBytes;
     private CUdeviceptr[] keys;
     private CUdeviceptr[] values;
     private CUdeviceptr positions;
@@ -37,6 +39,7 @@ public final class CudaKvStore implements KvStore {
         this.layout = layout;
         this.dtype = dtype;
         this.rowBytes = (long) layout.rowLength() * dtype.bytes();
+        this.slotBytes = (long) layout.headDim() * dtype.bytes();
         int cap = Math.max(16, layout.initialCapacity());
         this.keys = new CUdeviceptr[layout.layers()];
         this.values = new CUdeviceptr[layout.layers()];
@@ -73,8 +76,14 @@ public final class CudaKvStore implements KvStore {
         }
         for (int l = 0; l < layout.layers(); l++) {
             if (keys[l] != null) {
-                rt.copyDtoD(k[l], keys[l], size * rowBytes, "growing the KV store");
-                rt.copyDtoD(v[l], values[l], size * rowBytes, "growing the KV store");
+                for (int h = 0; h < layout.kvHeads(); h++) {
+                    long dst = h * cap * slotBytes;
+                    long src = h * (long) capacity * slotBytes;
+                    rt.copyDtoD(k[l].withByteOffset(dst), keys[l].withByteOffset(src), size * slotBytes,
+                            "growing the KV store");
+                    rt.copyDtoD(v[l].withByteOffset(dst), values[l].withByteOffset(src), size * slotBytes,
+                            "growing the KV store");
+                }
                 rt.free(keys[l]);
                 rt.free(values[l]);
             }
@@ -181,11 +190,10 @@ public final class CudaKvStore implements KvStore {
         if (tokens == 0) {
             return;
         }
-        long dst = (long) firstSlot * layout.rowLength();
         rt.enter();
         try {
-            kernel.convertToDevice(keys[layer], dst, dtype, k, offset, n);
-            kernel.convertToDevice(values[layer], dst, dtype, v, offset, n);
+            kernel.writeKv(keys[layer], capacity, firstSlot, layout, dtype, k, offset, tokens);
+            kernel.writeKv(values[layer], capacity, firstSlot, layout, dtype, v, offset, tokens);
         } finally {
             rt.exit();
         }
@@ -218,10 +226,14 @@ public final class CudaKvStore implements KvStore {
             rt.enter();
             try {
                 for (int l = 0; l < layout.layers(); l++) {
-                    rt.copyDtoD(keys[l].withByteOffset(first * rowBytes), src.keys[l].withByteOffset(from * rowBytes),
-                            n * rowBytes, "appendFrom");
-                    rt.copyDtoD(values[l].withByteOffset(first * rowBytes),
-                            src.values[l].withByteOffset(from * rowBytes), n * rowBytes, "appendFrom");
+                    for (int h = 0; h < layout.kvHeads(); h++) {
+                        long dst = (h * (long) capacity + first) * slotBytes;
+                        long from0 = (h * (long) src.capacity + from) * slotBytes;
+                        rt.copyDtoD(keys[l].withByteOffset(dst), src.keys[l].withByteOffset(from0), n * slotBytes,
+                                "appendFrom");
+                        rt.copyDtoD(values[l].withByteOffset(dst), src.values[l].withByteOffset(from0), n * slotBytes,
+                                "appendFrom");
+                    }
                 }
             } finally {
                 rt.exit();

@@ -91,10 +91,24 @@ public final class CudaProbe {
         } catch (LinkageError | RuntimeException e) {
             // UnsatisfiedLinkError when libcuda.so.1 (or the JCuda natives for this platform) is missing,
             // NoClassDefFoundError after a failed static initialiser, CudaException on unsupported platforms.
-            String msg = String.valueOf(e.getMessage());
-            int nl = msg.indexOf('\n');
-            return new Result(false, 0, e.getClass().getSimpleName() + ": " + (nl >= 0 ? msg.substring(0, nl) : msg));
+            return new Result(false, 0, describe(e));
         }
+    }
+
+    /** First line of the error, plus the line naming the missing shared object when JCuda's message has one. */
+    static String describe(Throwable e) {
+        String msg = String.valueOf(e.getMessage());
+        String[] lines = msg.split("\\R");
+        String d = e.getClass().getSimpleName() + ": " + lines[0].strip();
+        for (String l : lines) {
+            int at = l.indexOf(": cannot open shared object file");
+            if (at > 0) {
+                int start = l.lastIndexOf(": ", at - 1);
+                d += " (" + l.substring(start < 0 ? 0 : start + 2).strip() + ")";
+                break;
+            }
+        }
+        return d;
     }
 
     static String cString(byte[] b) {

@@ -266,14 +266,21 @@ class CudaAttentionKernelTest {
             assertThat(a.bytes()).isEqualTo(2L * 2 * 16 * kvHeads * d * 2 + 16 * 4);
             int n = 40;
             int[] pos = GpuTestData.range(10, n);
-            assertThat(a.reserve(pos)).isZero();
+            // 10 slots filled, then 30 more: the second reserve grows the store and must keep the first 10
+            assertThat(a.reserve(java.util.Arrays.copyOfRange(pos, 0, 10))).isZero();
             h.reserve(pos);
+            float[][] kl = new float[2][];
+            float[][] vl = new float[2][];
+            for (int l = 0; l < 2; l++) {
+                kl[l] = GpuTestData.random((long) n * kvHeads * d, 1.7f, 300 + l, KvDtype.FP16);
+                vl[l] = GpuTestData.random((long) n * kvHeads * d, 1.7f, 400 + l, KvDtype.FP16);
+                a.put(l, 0, kl[l], vl[l], 0, 10);
+                h.put(l, 0, kl[l], vl[l], 0, n);
+            }
+            assertThat(a.reserve(java.util.Arrays.copyOfRange(pos, 10, n))).isEqualTo(10);
             assertThat(a.capacity()).isGreaterThanOrEqualTo(40);
             for (int l = 0; l < 2; l++) {
-                float[] k = GpuTestData.random((long) n * kvHeads * d, 1.7f, 300 + l, KvDtype.FP16);
-                float[] v = GpuTestData.random((long) n * kvHeads * d, 1.7f, 400 + l, KvDtype.FP16);
-                a.put(l, 0, k, v, 0, n);
-                h.put(l, 0, k, v, 0, n);
+                a.put(l, 10, kl[l], vl[l], 10 * kvHeads * d, n - 10);
             }
             assertThat(a.size()).isEqualTo(40);
             assertThat(a.position(0)).isEqualTo(10);
