@@ -62,6 +62,17 @@ public final class CpuAttentionKernel implements AttentionKernel {
     /** A key split is never shorter than this many keys (below, the merge costs more than it saves). */
     private static final int MIN_SPLIT_KEYS = 1024;
     private static final float[] IOTA = new float[TILE];
+    private static final float EXP_MIN = -87.3f;
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final float ROUND = 12582912f;
+    private static final FloatVector MINUS_LN2_HI = FloatVector.broadcast(SPECIES, -0.693359375f);
+    private static final FloatVector MINUS_LN2_LO = FloatVector.broadcast(SPECIES, 2.12194440e-4f);
+    private static final float EXP_C5 = 1.9875691500e-4f;
+    private static final float EXP_C4 = 1.3981999507e-3f;
+    private static final FloatVector EXP_C3 = FloatVector.broadcast(SPECIES, 8.3334519073e-3f);
+    private static final FloatVector EXP_C2 = FloatVector.broadcast(SPECIES, 4.1665795894e-2f);
+    private static final FloatVector EXP_C1 = FloatVector.broadcast(SPECIES, 1.6666665459e-1f);
+    private static final FloatVector EXP_C0 = FloatVector.broadcast(SPECIES, 5.0000001201e-1f);
 
     static {
         for (int i = 0; i < TILE; i++) {
@@ -319,7 +330,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
     }
 
     /** Scores of 4 rows against one key tile: {@code s[r][j] = q[r] . k[j]} (q already scaled). */
-    private static void scores(float[] qs, int q0, int d, float[] k, int base, float[] s, int s0) {
+    static void scores(float[] qs, int q0, int d, float[] k, int base, float[] s, int s0) {
         int k0 = base + panelOffset(0, d);
         int k1 = base + panelOffset(1, d);
         int k2 = base + panelOffset(2, d);
@@ -395,46 +406,58 @@ public final class CpuAttentionKernel implements AttentionKernel {
      * Online-softmax step of row {@code r} over the scores at {@code s[off..off+TILE)} of keys {@code kt..}: masks
      * the keys at or after {@code visible}, updates {@code m[r]}, {@code l[r]}, sets {@code alpha[r]} and leaves the
      * probabilities in {@code s}.
+     *
+     * <p>{@code exp(x)} for {@code x <= 0} is inline and branch-free (relative error below 1e-7; the vector
+     * {@code EXP} is an out-of-line call that costs about twice as much here, and C2 does not inline a helper this
+     * large, hence the code in the loop): {@code x = n ln2 + f} with {@code |f| <= ln2/2}, {@code exp(f)} by the
+     * Cephes {@code expf} polynomial, {@code 2^n} added to the exponent bits. {@code n} comes from the
+     * round-to-nearest trick {@code x log2e + 1.5 * 2^23}, whose low mantissa bits are {@code n}. Inputs below
+     * {@code -87.3} (masked keys are {@code -Infinity}) give about {@code 1e-38}: nothing next to the row's
+     * largest term, 1.
      */
-    private static void softmax(float[] s, int off, int kt, int visible, float[] m, float[] l, float[] alpha, int r) {
+    static void softmax(float[] s, int off, int kt, int visible, float[] m, float[] l, float[] alpha, int r) {
         if (visible <= kt) {
             Arrays.fill(s, off, off + TILE, 0f);
             alpha[r] = 1;
             return;
         }
-        FloatVector x0 = FloatVector.fromArray(SPECIES, s, off);
-        FloatVector x1 = FloatVector.fromArray(SPECIES, s, off + LANES);
-        FloatVector x2 = FloatVector.fromArray(SPECIES, s, off + 2 * LANES);
-        FloatVector x3 = FloatVector.fromArray(SPECIES, s, off + 3 * LANES);
-        if (kt + TILE > visible) {
-            float limit = visible - kt;
-            x0 = x0.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, 0).compare(VectorOperators.GE, limit));
-            x1 = x1.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, LANES).compare(VectorOperators.GE, limit));
-            x2 = x2.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, 2 * LANES).compare(VectorOperators.GE, limit));
-            x3 = x3.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, 3 * LANES).compare(VectorOperators.GE, limit));
+        float limit = visible - kt;
+        FloatVector max = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
+        for (int v = 0; v < TILE; v += LANES) {
+            FloatVector x = FloatVector.fromArray(SPECIES, s, off + v);
+            if (limit < TILE) {
+                x = x.blend(Float.NEGATIVE_INFINITY, FloatVector.fromArray(SPECIES, IOTA, v).compare(VectorOperators.GE, limit));
+                x.intoArray(s, off + v);
+            }
+            max = max.max(x);
         }
-        float tileMax = x0.max(x1).max(x2.max(x3)).reduceLanes(VectorOperators.MAX);
         float old = m[r];
-        float mx = Math.max(old, tileMax);
-        FloatVector p0 = x0.sub(mx).lanewise(VectorOperators.EXP);
-        FloatVector p1 = x1.sub(mx).lanewise(VectorOperators.EXP);
-        FloatVector p2 = x2.sub(mx).lanewise(VectorOperators.EXP);
-        FloatVector p3 = x3.sub(mx).lanewise(VectorOperators.EXP);
+        float mx = Math.max(old, max.reduceLanes(VectorOperators.MAX));
+        FloatVector sum = FloatVector.zero(SPECIES);
+        for (int v = 0; v < TILE; v += LANES) {
+            FloatVector x = FloatVector.fromArray(SPECIES, s, off + v).sub(mx);
+            x = x.blend(EXP_MIN, x.compare(VectorOperators.LT, EXP_MIN));
+            FloatVector k = x.fma(LOG2E, ROUND);
+            FloatVector n = k.sub(ROUND);
+            FloatVector f = n.fma(MINUS_LN2_HI, x);
+            f = n.fma(MINUS_LN2_LO, f);
+            FloatVector p = f.fma(EXP_C5, EXP_C4).fma(f, EXP_C3).fma(f, EXP_C2).fma(f, EXP_C1).fma(f, EXP_C0);
+            p = p.fma(f.mul(f), f).add(1f);
+            p = p.reinterpretAsInts().add(k.reinterpretAsInts().lanewise(VectorOperators.LSHL, 23)).reinterpretAsFloats();
+            p.intoArray(s, off + v);
+            sum = sum.add(p);
+        }
         float a = old == mx ? 1f : (float) Math.exp(old - mx);
-        l[r] = l[r] * a + p0.add(p1).add(p2.add(p3)).reduceLanes(VectorOperators.ADD);
+        l[r] = l[r] * a + sum.reduceLanes(VectorOperators.ADD);
         m[r] = mx;
         alpha[r] = a;
-        p0.intoArray(s, off);
-        p1.intoArray(s, off + LANES);
-        p2.intoArray(s, off + 2 * LANES);
-        p3.intoArray(s, off + 3 * LANES);
     }
 
     /**
      * {@code o[r] = alpha[r] * o[r] + sum_j p[r][j] * v[j]} for the 4 rows from {@code r0} and the first {@code nk}
      * keys of the tile whose values start at {@code base}.
      */
-    private static void accumulate(float[] v, int base, int d, int nk, float[] p, int r0, float[] o, float[] alpha) {
+    static void accumulate(float[] v, int base, int d, int nk, float[] p, int r0, float[] o, float[] alpha) {
         float a0 = alpha[r0];
         float a1 = alpha[r0 + 1];
         float a2 = alpha[r0 + 2];

@@ -61,7 +61,7 @@ class CpuAttentionKernelTest {
         List<Case> cases = new ArrayList<>();
         int[] dims = {32, 64, 128};
         int[] ratios = {1, 2, 4, 8};
-        for (int seed = 0; seed < 24; seed++) {
+        for (int seed = 0; seed < 16; seed++) {
             Random rnd = new Random(seed);
             int d = dims[seed % dims.length];
             int ratio = ratios[seed / dims.length % ratios.length];
@@ -71,7 +71,7 @@ class CpuAttentionKernelTest {
                 case 1 -> starLayout(rnd, false);
                 default -> gappedPositions(rnd);
             };
-            int tokens = seed % 4 == 0 ? 1 : 1 + rnd.nextInt(80);
+            int tokens = seed % 4 == 0 ? 1 : 1 + rnd.nextInt(64);
             int[] qpos = seed % 2 == 0 ? continuing(kpos, tokens) : scattered(rnd, kpos, tokens);
             cases.add(randomCase("seed " + seed, rnd, d, kvHeads, kvHeads * ratio, kpos, qpos, 1 + seed % 3));
         }
@@ -82,12 +82,12 @@ class CpuAttentionKernelTest {
     private static int[] starLayout(Random rnd, boolean withAnchor) {
         int a = withAnchor ? 1 + rnd.nextInt(90) : 0;
         int start = a + rnd.nextInt(600);
-        int len = 1 + rnd.nextInt(400);
+        int len = 1 + rnd.nextInt(300);
         return IntStream.concat(IntStream.range(0, a), IntStream.range(start, start + len)).toArray();
     }
 
     private static int[] gappedPositions(Random rnd) {
-        int[] p = new int[1 + rnd.nextInt(500)];
+        int[] p = new int[1 + rnd.nextInt(400)];
         int at = rnd.nextInt(20);
         for (int i = 0; i < p.length; i++) {
             p[i] = at;
@@ -138,7 +138,7 @@ class CpuAttentionKernelTest {
     }
 
     @ParameterizedTest(name = "d={0}")
-    @ValueSource(ints = {8, 24, 40, 80, 96, 256})
+    @ValueSource(ints = {8, 40, 80, 256})
     void headDimsThatAreNotAMultipleOfTheVectorBlockWork(int d) {
         Random rnd = new Random(d);
         Case c = randomCase("d", rnd, d, 2, 4, gappedPositions(rnd), scattered(rnd, new int[] {300}, 20), 2);
