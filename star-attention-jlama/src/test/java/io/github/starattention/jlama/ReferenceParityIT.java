@@ -13,14 +13,22 @@ import org.junit.jupiter.api.Test;
 /**
  * Our fp32 outputs against the independent PyTorch reference (shared/reference/tinyllm/star_ref.py) on the 45
  * reference examples, global and star (block = anchor = ceil(context / 4)), greedy, 48 new tokens.
+ *
+ * <p>The whole set (20 examples at 1K, 20 at 4K, 5 at 16K) takes about half an hour on 2 cores, so the default run
+ * takes the 1K examples and {@code -Dsa.parity=full} takes all 45. Either way at least 8 in 9 (40 of 45) must be
+ * token-identical, separately for global and for star.
  */
 class ReferenceParityIT {
+
+    private static final boolean FULL = "full".equals(System.getProperty("sa.parity"));
 
     @Test
     void matchesThePyTorchReferenceTokenForToken() {
         StarAttentionModel model = TestData.model();
         Map<String, JsonNode> dev = TestData.devSet();
-        List<JsonNode> reference = TestData.reference();
+        List<JsonNode> reference = TestData.reference().stream()
+                .filter(r -> FULL || r.get("length").asInt() <= 1024).toList();
+        int required = (int) Math.ceil(reference.size() * 40 / 45.0);
         int[] matches = new int[2];
         List<String> mismatches = new ArrayList<>();
         for (JsonNode ref : reference) {
@@ -46,7 +54,7 @@ class ReferenceParityIT {
         }
         System.out.printf("reference parity: global %d/%d, star %d/%d token-identical; mismatches %s%n",
                 matches[0], reference.size(), matches[1], reference.size(), mismatches);
-        assertThat(matches[Mode.GLOBAL.ordinal()]).as("global matches; mismatches %s", mismatches).isGreaterThanOrEqualTo(40);
-        assertThat(matches[Mode.STAR.ordinal()]).as("star matches; mismatches %s", mismatches).isGreaterThanOrEqualTo(40);
+        assertThat(matches[Mode.GLOBAL.ordinal()]).as("global matches; mismatches %s", mismatches).isGreaterThanOrEqualTo(required);
+        assertThat(matches[Mode.STAR.ordinal()]).as("star matches; mismatches %s", mismatches).isGreaterThanOrEqualTo(required);
     }
 }

@@ -8,7 +8,7 @@ import io.github.starattention.jlama.PromptSplit;
 import io.github.starattention.jlama.StarAttentionEngine;
 import io.github.starattention.jlama.StarAttentionModel;
 import java.io.IOException;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -16,7 +16,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code ask}: answers one question about a context file. */
 @Command(name = "ask", mixinStandardHelpOptions = true,
@@ -25,6 +27,9 @@ public final class AskCommand implements Callable<Integer> {
 
     @Mixin
     CommonOptions common;
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--context-file", required = true, paramLabel = "FILE", description = "The context (UTF-8 text).")
     Path contextFile;
@@ -68,7 +73,7 @@ public final class AskCommand implements Callable<Integer> {
         GenerationOptions gen = GenerationOptions.builder().maxNewTokens(maxNewTokens).temperature(temperature)
                 .topP(topP).seed(seed).build();
         var engineOptions = common.engineOptions(m);
-        PrintStream out = System.out;
+        PrintWriter out = spec.commandLine().getOut();
         try (StarAttentionModel model = common.loadModel();
              StarAttentionEngine engine = Distributed.engine(model, engineOptions, common, hosts, cluster)) {
             PromptSplit split = model.split(context, question);
@@ -81,7 +86,7 @@ public final class AskCommand implements Callable<Integer> {
                     out.println(Json.write(result(g, session, m)));
                 } else {
                     out.println();
-                    System.err.printf("%s: %d context tokens in %d blocks, ttft %.0f ms (prefill %.0f ms + query %.0f ms), %.1f tokens/s%n",
+                    spec.commandLine().getErr().printf("%s: %d context tokens in %d blocks, ttft %.0f ms (prefill %.0f ms + query %.0f ms), %.1f tokens/s%n",
                             m.name().toLowerCase(), session.contextTokens(), session.plan().blockCount(),
                             session.prefillMillis() + g.ttftMillis(), session.prefillMillis(), g.ttftMillis(),
                             g.decodeTokensPerSecond());

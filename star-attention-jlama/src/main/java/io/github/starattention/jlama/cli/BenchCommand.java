@@ -61,6 +61,7 @@ public final class BenchCommand implements Callable<Integer> {
             AbstractModel stock = skipStock ? null : ModelFolder.open(common.modelDir()).loadStock(common.weights);
             System.out.printf("threads %d, weights %s, %d new tokens, prompts from %s%n", common.threadCount(), common.weights,
                     maxNewTokens, set);
+            warmUp(model, stock, set);
             for (int length : lengths) {
                 JsonNode ex = prompt(set, length);
                 PromptSplit split = model.split(ex.get("context").asText(), ex.get("question").asText());
@@ -81,6 +82,48 @@ public final class BenchCommand implements Callable<Integer> {
         }
         System.out.printf("peak resident memory of this JVM: %s%n", peakRss());
         return 0;
+    }
+
+    /**
+     * Runs every system once, untimed, on the shortest prompt of the set: the first minutes of a JVM are spent
+     * compiling the vector code (on 2 cores the JIT competes with the work), and a benchmark measures the steady state.
+     */
+    private void warmUp(StarAttentionModel model, AbstractModel stock, Path set) throws IOException {
+        JsonNode ex = shortestPrompt(set);
+        PromptSplit split = model.split(ex.get("context").asText(), ex.get("question").asText());
+        System.err.printf("warming up on %s (%d context tokens)%n", ex.path("id").asText("?"), split.contextTokens().length);
+        int saved = maxNewTokens;
+        maxNewTokens = 8;
+        try {
+            if (stock != null) {
+                runStock(stock, split, split.contextTokens().length + split.queryTokens().length);
+            }
+            for (Mode mode : List.of(Mode.GLOBAL, Mode.STAR)) {
+                runOurs(model, mode, split);
+            }
+        } finally {
+            maxNewTokens = saved;
+        }
+    }
+
+    private static JsonNode shortestPrompt(Path set) throws IOException {
+        if (!Files.isRegularFile(set)) {
+            throw new IllegalArgumentException("cannot read " + set);
+        }
+        ObjectMapper json = new ObjectMapper();
+        JsonNode best = null;
+        for (String line : Files.readAllLines(set)) {
+            if (!line.isBlank()) {
+                JsonNode n = json.readTree(line);
+                if (best == null || n.path("length").asInt() < best.path("length").asInt()) {
+                    best = n;
+                }
+            }
+        }
+        if (best == null) {
+            throw new IllegalArgumentException("no prompts in " + set);
+        }
+        return best;
     }
 
     private double[] runStock(AbstractModel stock, PromptSplit split, int promptTokens) {

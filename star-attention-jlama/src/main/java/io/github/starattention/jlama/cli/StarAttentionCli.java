@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 @Command(name = "star-attention", mixinStandardHelpOptions = true, version = "star-attention 0.1.0",
         description = "Star Attention (arXiv 2411.17116) on Jlama: long-context inference with blockwise context encoding.",
         subcommands = {DemoCommand.class, AskCommand.class, BenchCommand.class, HostCommand.class,
-                ClusterBenchCommand.class, CommandLine.HelpCommand.class})
+                ClusterBenchCommand.class, EvalCommand.class, GenerateCommand.class, CommandLine.HelpCommand.class})
 public final class StarAttentionCli {
 
     /** Exit code for bad input. */

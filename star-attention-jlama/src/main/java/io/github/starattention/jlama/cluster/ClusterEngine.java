@@ -329,8 +329,15 @@ public final class ClusterEngine implements StarAttentionEngine {
                     }
                 } else if (err != null) {
                     Throwable c = err.getCause() != null && !(err instanceof HostFailureException) ? err.getCause() : err;
-                    boolean unreachable = c instanceof HostFailureException h
-                            && (h.kind() == HostFailureException.Kind.TIMEOUT || h.kind() == HostFailureException.Kind.UNREACHABLE);
+                    boolean timedOut = c instanceof HostFailureException h && h.kind() == HostFailureException.Kind.TIMEOUT;
+                    if (timedOut && hosts.containsKey(id)) {
+                        // a known host that is still a member but slow to answer (a loaded machine, a long GC) stays
+                        // in use: membership is Hazelcast's call, and a host that really died fails over in requests
+                        log.debug("context host {} did not answer a probe in {} ms; keeping it", id, timeout);
+                        return null;
+                    }
+                    boolean unreachable = timedOut
+                            || c instanceof HostFailureException h && h.kind() == HostFailureException.Kind.UNREACHABLE;
                     if (unreachable) {
                         unreachableSince.put(id, System.nanoTime());
                     }

@@ -1,0 +1,79 @@
+package io.github.starattention.jlama.eval;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.github.starattention.attention.Device;
+import io.github.starattention.jlama.EngineOptions;
+import io.github.starattention.jlama.Mode;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class VariantTest {
+
+    @Test
+    void defaultStarIsFourBlocksWithAnchorEqualToTheBlock() {
+        Variant v = Variant.star(null, null, null);
+        assertThat(v.blockSizeFor(965)).isEqualTo(242);   // ceil(965 / 4), as the reference
+        assertThat(v.anchorSizeFor(965)).isEqualTo(242);
+        EngineOptions o = v.options(965, Device.CPU, 2);
+        assertThat(o.mode()).isEqualTo(Mode.STAR);
+        assertThat(o.plan(965, 1).blockCount()).isEqualTo(4);
+        assertThat(o.plan(965, 1).anchorSize()).isEqualTo(242);
+    }
+
+    @Test
+    void globalIsOneBlockWithoutAnchor() {
+        Variant g = Variant.global();
+        assertThat(g.blockSizeFor(1000)).isEqualTo(1000);
+        assertThat(g.anchorSizeFor(1000)).isZero();
+        assertThat(g.options(1000, Device.CPU, 2).plan(1000, 1).blockCount()).isEqualTo(1);
+    }
+
+    @Test
+    void anchorSweepIsAFractionOfTheBlock() {
+        List<Variant> vs = Variant.sweep("anchor=0,0.25,0.5,1", Variant.star(null, null, null));
+        assertThat(vs).extracting(Variant::label).containsExactly("star anchor=0", "star anchor=0.25", "star anchor=0.5",
+                "star anchor=1");
+        assertThat(vs).extracting(v -> v.anchorSizeFor(4000)).containsExactly(0, 250, 500, 1000);
+        assertThat(vs.getFirst().setting()).isEqualTo("anchor=0");
+        assertThat(vs.getFirst().sweepParameter()).isEqualTo("anchor");
+        assertThat(vs.get(1).sweepValue()).isEqualTo("0.25");
+    }
+
+    @Test
+    void blockSweepKeepsTheAnchorEqualToTheBlock() {
+        List<Variant> vs = Variant.sweep("blocks=1,2,4,8", Variant.star(null, null, null));
+        assertThat(vs).extracting(v -> v.blockSizeFor(4000)).containsExactly(4000, 2000, 1000, 500);
+        assertThat(vs).extracting(v -> v.anchorSizeFor(4000)).containsExactly(4000, 2000, 1000, 500);
+        assertThat(vs.getFirst().options(4000, Device.CPU, 1).plan(4000, 1).blockCount()).isEqualTo(1);
+    }
+
+    @Test
+    void aFixedAnchorIsCappedAtTheBlock() {
+        Variant v = Variant.star(4, null, 512);
+        assertThat(v.anchorSizeFor(1000)).isEqualTo(250);
+        assertThat(v.anchorCapped(1000)).isTrue();
+        assertThat(v.anchorSizeFor(4000)).isEqualTo(512);
+        assertThat(v.anchorCapped(4000)).isFalse();
+    }
+
+    @Test
+    void badSweepsAreClearErrors() {
+        Variant base = Variant.star(null, null, null);
+        assertThatThrownBy(() -> Variant.sweep("blocks", base)).hasMessageContaining("--sweep must look like");
+        assertThatThrownBy(() -> Variant.sweep("heads=1,2", base)).hasMessageContaining("--sweep parameter must be");
+        assertThatThrownBy(() -> Variant.sweep("blocks=two", base)).hasMessageContaining("is not a number");
+        assertThatThrownBy(() -> Variant.sweep("anchor=1.5", base)).hasMessageContaining("anchor fraction must be in [0, 1]");
+        assertThatThrownBy(() -> Variant.sweep("blocks=0", base)).hasMessageContaining("blocks must be at least 1");
+    }
+
+    @Test
+    void tokenBudgets() {
+        assertThat(TokenBudget.ruler().maxNewTokens("niah_multiquery")).isEqualTo(128);
+        assertThat(TokenBudget.ruler().maxNewTokens("vt")).isEqualTo(64);
+        assertThat(TokenBudget.fixed(48).maxNewTokens("vt")).isEqualTo(48);
+        assertThat(TokenBudget.fixed(48).describe()).contains("48");
+        assertThatThrownBy(() -> TokenBudget.fixed(0)).isInstanceOf(IllegalArgumentException.class);
+    }
+}
