@@ -46,15 +46,27 @@ public final class CommonOptions {
         return bundledModel();
     }
 
-    /** The bundled model: {@code $STAR_ATTENTION_HOME/models/tiny-ruler-llama}, else relative to the working directory. */
+    /**
+     * The bundled model: {@code $STAR_ATTENTION_HOME/models/tiny-ruler-llama} (the launcher sets it), else the first
+     * {@code models/tiny-ruler-llama} in the working directory or one of its parents (a module folder of a checkout).
+     */
     public static Path bundledModel() {
         String home = System.getProperty("star.attention.home", System.getenv("STAR_ATTENTION_HOME"));
-        Path base = home != null ? Path.of(home) : Path.of("");
-        Path p = base.resolve("models/tiny-ruler-llama");
-        if (!Files.isDirectory(p)) {
-            throw new IllegalArgumentException("the bundled model is not at " + p.toAbsolutePath() + "; pass --model DIR");
+        Path rel = Path.of("models", "tiny-ruler-llama");
+        if (home != null) {
+            Path p = Path.of(home).resolve(rel);
+            if (!Files.isDirectory(p)) {
+                throw new IllegalArgumentException("the bundled model is not at " + p.toAbsolutePath() + "; pass --model DIR");
+            }
+            return p;
         }
-        return p;
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+            if (Files.isDirectory(dir.resolve(rel))) {
+                return dir.resolve(rel);
+            }
+        }
+        throw new IllegalArgumentException("the bundled model (" + rel + ") is not in " + Path.of("").toAbsolutePath()
+                + " or a parent folder; pass --model DIR");
     }
 
     public int threadCount() {
