@@ -17,7 +17,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JDK=${JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
 PART_MB=${PART_MB:-24}
-MODULES=java.base,java.logging,java.management,java.naming,java.sql,java.xml,jdk.crypto.ec,jdk.incubator.vector,jdk.unsupported,jdk.management,jdk.jfr
+MODULES=java.base,java.logging,java.management,java.naming,java.sql,java.xml,jdk.crypto.ec,jdk.incubator.vector,jdk.unsupported,jdk.management,jdk.jfr,java.desktop
 gpu=false
 [ "${1:-}" = --gpu ] && gpu=true
 jar=$(ls "$root"/star-attention-jlama/target/star-attention-jlama-*.jar 2>/dev/null | grep -v -e sources -e tests | head -n1 || true)
@@ -57,7 +57,7 @@ fi
 rm -rf "$root/.device"/p[0-9]*
 mkdir -p "$root/.device"
 grep -qx '/.device/' "$root/.gitignore" 2>/dev/null || echo "warning: add /.device/ to .gitignore" >&2
-tar cf - -C "$tmp" sa | xz -6 -T2 > "$tmp/bundle.tar.xz"
+tar cf - -C "$tmp" sa | xz -1 -T2 > "$tmp/bundle.tar.xz"
 split -b "${PART_MB}m" -d -a 1 "$tmp/bundle.tar.xz" "$tmp/part."
 for p in "$tmp"/part.*; do
   n=${p##*.}

@@ -59,6 +59,12 @@ public final class CpuAttentionKernel implements AttentionKernel {
     private static final int BLOCK = 4;
     /** Aim for this many tasks per thread; fewer (KV head, query tile) tasks trigger key splits. */
     private static final int TASKS_PER_THREAD = 4;
+    /**
+     * Below this many multiply-adds ({@code tokens x visible keys x heads x headDim}, e.g. one decode token over
+     * 1K keys) a call runs on the caller's thread: waking pool workers costs more than the work, up to a millisecond
+     * on a busy or virtualized 2-core machine, and a decode step makes one call per layer and partition.
+     */
+    private static final long INLINE_WORK = 1L << 21;
     /** A key split is never shorter than this many keys (below, the merge costs more than it saves). */
     private static final int MIN_SPLIT_KEYS = 1024;
     private static final float[] IOTA = new float[TILE];
@@ -117,7 +123,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
         if (tasks == 0) {
             return out;
         }
-        if (tasks == 1 || threads == 1) {
+        if (tasks == 1 || threads == 1 || job.work() < INLINE_WORK) {
             for (int i = 0; i < tasks; i++) {
                 job.run(i, scratch.get());
             }
@@ -225,6 +231,10 @@ public final class CpuAttentionKernel implements AttentionKernel {
 
         int tasks() {
             return kvHeads * queryTiles * splits;
+        }
+
+        long work() {
+            return (long) tokens * maxVisible * heads * d;
         }
 
         void run(int task, Scratch sc) {

@@ -242,7 +242,6 @@ public final class CudaKvStore implements KvStore {
             int first = reserve(pos);
             int heads = layout.kvHeads();
             int d = layout.headDim();
-            int cap = src.capacity();
             float[] k = new float[n * heads * d];
             float[] v = new float[n * heads * d];
             for (int l = 0; l < layout.layers(); l++) {
@@ -250,8 +249,11 @@ public final class CudaKvStore implements KvStore {
                 float[] sv = src.values(l);
                 for (int t = 0; t < n; t++) {
                     for (int h = 0; h < heads; h++) {
-                        System.arraycopy(sk, (h * cap + from + t) * d, k, (t * heads + h) * d, d);
-                        System.arraycopy(sv, (h * cap + from + t) * d, v, (t * heads + h) * d, d);
+                        // the heap store keeps K in transposed panels: gather it element by element
+                        for (int i = 0; i < d; i++) {
+                            k[(t * heads + h) * d + i] = sk[src.keyIndex(h, from + t, i)];
+                        }
+                        System.arraycopy(sv, src.valueIndex(h, from + t, 0), v, (t * heads + h) * d, d);
                     }
                 }
                 put(l, first, k, v, 0, n);

@@ -8,6 +8,7 @@ import com.github.tjake.jlama.tensor.AbstractTensor;
 import com.github.tjake.jlama.tensor.KvBufferCache;
 import com.github.tjake.jlama.tensor.operations.TensorOperations;
 import com.github.tjake.jlama.tensor.operations.TensorOperationsProvider;
+import com.github.tjake.jlama.util.BiIntConsumer;
 import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.LseMerge;
 import io.github.starattention.attention.PartialAttention;
@@ -33,6 +34,9 @@ import java.util.function.Consumer;
  * The {@code KvBuffer} Jlama passes in is ignored.
  */
 public final class StarSelfAttention extends CausalSelfAttention {
+
+    /** Steps of at most this many tokens run their projections on the caller's thread (see {@link #chunks}). */
+    private static final int INLINE_TOKENS = 4;
 
     private final StarLlamaModel model;
     private final Config c;
@@ -109,8 +113,8 @@ public final class StarSelfAttention extends CausalSelfAttention {
         try (AbstractTensor qt = model.makeDenseTensor(tokens, c.attentionLength);
              AbstractTensor kt = model.makeDenseTensor(tokens, c.kvLength);
              AbstractTensor vt = model.makeDenseTensor(tokens, c.kvLength)) {
-            VectorMath.pchunk(0, c.attentionLength, (start, len) -> ops.dotProductChunk(qt, input, wq, 0, e, start, len));
-            VectorMath.pchunk(0, c.kvLength, (start, len) -> {
+            chunks(tokens, c.attentionLength, (start, len) -> ops.dotProductChunk(qt, input, wq, 0, e, start, len));
+            chunks(tokens, c.kvLength, (start, len) -> {
                 ops.dotProductChunk(kt, input, wk, 0, e, start, len);
                 ops.dotProductChunk(vt, input, wv, 0, e, start, len);
             });
@@ -129,12 +133,24 @@ public final class StarSelfAttention extends CausalSelfAttention {
         try (AbstractTensor values = model.makeDenseTensor(tokens, c.attentionLength)) {
             MemorySegment.copy(attended, 0, values.getMemorySegment(), ValueLayout.JAVA_FLOAT, 0, attended.length);
             try (AbstractTensor vq = model.quantizeActivations(values)) {
-                VectorMath.pchunk(0, c.embeddingLength,
+                chunks(tokens, c.embeddingLength,
                         (start, len) -> ops.dotProductChunk(result, vq, wo, 0, c.attentionLength, start, len));
             }
         }
         reducer.ifPresent(f -> f.accept(List.of(result)));
         return result;
+    }
+
+    /**
+     * Output rows {@code [0, rows)} of a projection: split over Jlama's threads for a chunk of tokens, on the
+     * caller's thread for a decode step (a few small matrix-vector products, cheaper than waking the workers).
+     */
+    private static void chunks(int tokens, int rows, BiIntConsumer f) {
+        if (tokens <= INLINE_TOKENS) {
+            f.accept(0, rows);
+        } else {
+            VectorMath.pchunk(0, rows, f);
+        }
     }
 
     private static void copyOut(AbstractTensor t, float[] dst) {

@@ -18,8 +18,12 @@ import org.junit.jupiter.api.extension.TestWatcher;
 /** Shared pieces of the cluster integration tests: dev examples, in-process references, timeouts, host logs. */
 final class ClusterFixture {
 
-    /** Multiplies every timeout of the integration tests; raise it on a loaded machine ({@code -Dsa.it.timeoutScale=5}). */
-    static final long SCALE = Long.getLong("sa.it.timeoutScale", 1);
+    /**
+     * Multiplies every timeout of the integration tests: 4 on a machine of 2 cores or fewer (CI), where four JVMs
+     * warming up at once take minutes to load the model and compile the kernels, else 1; {@code -Dsa.it.timeoutScale=N}
+     * overrides it.
+     */
+    static final long SCALE = Long.getLong("sa.it.timeoutScale", Runtime.getRuntime().availableProcessors() <= 2 ? 4 : 1);
 
     /** Block count of the plans: 3 context hosts + the query host, one block each. */
     static final int BLOCKS = 4;

@@ -129,7 +129,7 @@ class ClusterIT {
 
     @Test
     @Order(4)
-    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    @Timeout(value = 15, unit = TimeUnit.MINUTES) // a hang guard; every wait inside is bounded
     void aHostKilledMidRequestIsReplacedAndTheAnswerIsUnchanged() {
         String id = "niah_multivalue-1024-0";
         int[] want = reference(id, id, 40);
@@ -156,7 +156,7 @@ class ClusterIT {
 
     @Test
     @Order(5)
-    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    @Timeout(value = 15, unit = TimeUnit.MINUTES) // a hang guard; every wait inside is bounded
     void withoutFailoverAKilledHostFailsTheRequestClearlyWithinTheTimeout() {
         String id = "niah_single-1024-3";
         ClusterOptions o = ClusterFixture.queryHost(hosts.extraNodeOptions("query-host-2")).withFailover(false);
@@ -181,7 +181,7 @@ class ClusterIT {
 
     @Test
     @Order(6)
-    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    @Timeout(value = 15, unit = TimeUnit.MINUTES) // a hang guard; every wait inside is bounded
     void aHostThatJoinsBetweenRequestsIsUsed() {
         int added = hosts.addHost();
         hosts.awaitReady();

@@ -50,12 +50,13 @@ class ClusterTlsIT {
         ClusterOptions.Tls tls = new ClusterOptions.Tls(true, certs.resolve("node.p12"), PASSWORD,
                 certs.resolve("trust.p12"), PASSWORD);
         ClusterFixture.model();
-        hosts = LocalCluster.start(2, ClusterFixture.hostSettings(600_000).withTls(tls), null, List.of("-Xmx512m"));
+        // one TLS context host is enough to show the handshake works both ways and keeps the suite light on 2 cores
+        hosts = LocalCluster.start(1, ClusterFixture.hostSettings(600_000).withTls(tls), null, List.of("-Xmx512m"));
         ClusterFixture.HostLogs.cluster = hosts;
         hosts.awaitReady();
         engine = ClusterEngine.start(ClusterFixture.model(), ClusterFixture.star(),
                 ClusterFixture.queryHost(hosts.queryHostOptions()));
-        assertThat(engine.awaitHosts(2)).hasSize(2);
+        assertThat(engine.awaitHosts(1)).hasSize(1);
     }
 
     @AfterAll
@@ -76,7 +77,7 @@ class ClusterTlsIT {
     void aTlsClusterAnswersLikeTheInProcessEngine() {
         String id = "niah_single-1024-4";
         try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
-            assertThat(s.hostCount()).isEqualTo(2);
+            assertThat(s.hostCount()).isEqualTo(1);
             assertThat(s.generate(query(id), GenerationOptions.greedy(24), TokenListener.NONE).tokens())
                     .containsExactly(reference(id, id, 24));
         }
@@ -96,7 +97,7 @@ class ClusterTlsIT {
             // Hazelcast lets them in: membership is not authenticated in open-source Hazelcast
             assertThat(rogueNode.members()).contains(rogueHost.nodeId(), tlsHost, engine.nodeId());
             // ... but the query host never uses the host without a certificate
-            assertThat(engine.hosts()).extracting(WireMessage.HostInfo::name).containsExactly("host-0", "host-1");
+            assertThat(engine.hosts()).extracting(WireMessage.HostInfo::name).containsExactly("host-0");
             // ... and neither node can exchange anything with a TLS host
             for (ClusterNode rogue : List.of(rogueHost.node(), rogueNode)) {
                 assertThatThrownBy(() -> rogue.request(tlsHost, "tls host", new WireMessage.InfoRequest(), 5_000 * SCALE)
@@ -107,7 +108,7 @@ class ClusterTlsIT {
             // the TLS cluster still works, with the rogue nodes present
             String id = "niah_single-1024-5";
             try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
-                assertThat(s.placement()).containsOnlyKeys("host-0", "host-1");
+                assertThat(s.placement()).containsOnlyKeys("host-0");
                 assertThat(s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE).tokens())
                         .containsExactly(reference(id, id, 16));
             }
