@@ -5,12 +5,13 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
- * Entry point of {@code samples/run}: {@code rag} (offline RAG with LangChain4j) and {@code doc-qa} (a whole long
- * document in the context, global vs Star Attention). Bad input prints one line on stderr and exits with 2.
+ * Entry point of {@code samples/run}: {@code rag} (offline RAG with LangChain4j), {@code doc-qa} (a whole long
+ * document in the context, global vs Star Attention) and {@code cluster} (the document encoded across context-host
+ * JVMs on 127.0.0.1). Bad input prints one line on stderr and exits with 2.
  */
 @Command(name = "samples/run", mixinStandardHelpOptions = true, version = "star-attention samples 0.1.0",
         description = "Star Attention sample applications.",
-        subcommands = {RagSample.class, DocumentQaSample.class, CommandLine.HelpCommand.class})
+        subcommands = {RagSample.class, DocumentQaSample.class, ClusterDemoSample.class, CommandLine.HelpCommand.class})
 public final class Samples {
 
     /** Exit code for bad input (a wrong folder, file or model). */

@@ -19,7 +19,8 @@ class DocumentQaSampleIT {
     @TempDir
     Path tmp;
 
-    private static JsonNode devExample(String id) throws IOException {
+    /** The example {@code id} of the bundled dev set (a context, its question and answers). */
+    static JsonNode devExample(String id) throws IOException {
         ObjectMapper json = new ObjectMapper();
         for (String line : Files.readAllLines(SampleHome.resolve("data/evalsets/ruler-tiny-dev.jsonl"))) {
             if (!line.isBlank()) {

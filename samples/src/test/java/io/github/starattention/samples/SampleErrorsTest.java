@@ -107,8 +107,29 @@ class SampleErrorsTest {
     }
 
     @Test
+    void clusterRefusesAMissingDocument() {
+        Path missing = tmp.resolve("book.txt");
+        assertBadInput(SampleRunner.run("cluster", "--document", missing.toString(), "-q", "x"),
+                "samples/run cluster: ", "document " + missing + " does not exist");
+    }
+
+    @Test
+    void clusterRefusesAMissingModelFolder() throws IOException {
+        Path doc = Files.writeString(tmp.resolve("book.txt"), "text");
+        Path missing = tmp.resolve("Llama-3.2-1B-Instruct");
+        assertBadInput(SampleRunner.run("cluster", "--document", doc.toString(), "-q", "x", "--model", missing.toString()),
+                "samples/run cluster: ", "model folder " + missing + " does not exist");
+    }
+
+    @Test
+    void clusterRefusesBadNumbers() {
+        assertBadInput(SampleRunner.run("cluster", "--hosts", "0"), "--hosts must be at least 1");
+        assertBadInput(SampleRunner.run("cluster", "--threads", "0"), "--threads must be at least 1");
+    }
+
+    @Test
     void unknownSampleIsABadInput() {
-        SampleRunner r = SampleRunner.run("cluster");
+        SampleRunner r = SampleRunner.run("chat");
         assertThat(r.exitCode()).isEqualTo(Samples.BAD_INPUT);
         assertThat(r.err()).contains("Unmatched argument");
     }

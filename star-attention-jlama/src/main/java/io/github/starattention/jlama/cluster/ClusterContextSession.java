@@ -18,6 +18,7 @@ import io.github.starattention.wire.WireCodec;
 import io.github.starattention.wire.WireMessage;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -92,10 +93,12 @@ public final class ClusterContextSession implements ContextSession {
     private final List<KvStore> localStores;
     private final Map<Integer, KvStore> fallbackStores = new TreeMap<>();
     private final Map<String, Long> remoteKvBytes = new HashMap<>();
+    private final Map<String, Double> hostPrefillMillis = new TreeMap<>();
     private final Set<String> failedNodes = new HashSet<>();
     private final Object recoveryLock = new Object();
     private volatile List<Assignment> assignments;
     private final double prefillMillis;
+    private final double localPrefillMillis;
     private final LongAdder sent = new LongAdder();
     private final LongAdder received = new LongAdder();
     private final LongAdder requests = new LongAdder();
@@ -135,12 +138,15 @@ public final class ClusterContextSession implements ContextSession {
             }));
         }
         List<KvStore> local = null;
+        double localMillis;
         try {
             List<Block> mine = plan.blocksOf(plan.queryHost());
+            long l0 = System.nanoTime();
             local = encoder.encodeBlocks(plan, this.context, mine, true, n -> {
                 localDone.set(n);
                 listener.onProgress(Math.min(total, n + remoteDone.get()), total);
             });
+            localMillis = (System.nanoTime() - l0) / 1e6;
             long budget = engine.cluster().timeouts().prefillMs() * (hosts.size() + 2);
             CompletableFuture.allOf(remote.toArray(CompletableFuture[]::new)).get(budget, TimeUnit.MILLISECONDS);
         } catch (InterruptedException | ExecutionException | TimeoutException | RuntimeException e) {
@@ -156,6 +162,7 @@ public final class ClusterContextSession implements ContextSession {
                     + "-token context on " + hosts.size() + " context host(s)");
         }
         this.localStores = List.copyOf(local);
+        this.localPrefillMillis = localMillis;
         this.prefillMillis = (System.nanoTime() - t0) / 1e6;
         log.info("session {}: {} tokens as {} blocks over {} context host(s) + this query host in {} ms", id, total,
                 plan.blockCount(), hosts.size(), (long) prefillMillis);
@@ -196,6 +203,22 @@ public final class ClusterContextSession implements ContextSession {
     /** Bytes of the phase-1 requests (context tokens sent to the hosts, failovers included). */
     public long prefillBytes() {
         return prefillBytes.sum();
+    }
+
+    /**
+     * How long each context host took to encode its blocks, as the host measured it (from its prefill reply): host
+     * name, as in {@link #placement()}, to milliseconds. A host that also took over a failed host's blocks has both
+     * encodings summed.
+     */
+    public Map<String, Double> hostPrefillMillis() {
+        synchronized (recoveryLock) {
+            return Collections.unmodifiableMap(new TreeMap<>(hostPrefillMillis));
+        }
+    }
+
+    /** How long this query host took to encode its own blocks in phase 1 (while the context hosts encoded theirs). */
+    public double localPrefillMillis() {
+        return localPrefillMillis;
     }
 
     /** How many times blocks were moved off a failed host. */
@@ -386,7 +409,7 @@ public final class ClusterContextSession implements ContextSession {
         prefillBytes.add(WireCodec.encodedSize(request));
         return node.request(a.nodeId(), a.label(), request, engine.cluster().timeouts().prefillMs())
                 .thenApply(reply -> {
-                    noteKv(a.nodeId(), reply);
+                    notePrefill(a, reply);
                     return a;
                 })
                 .exceptionallyAsync(e -> recover(a, e, "during phase 1"), engine.background());
@@ -431,7 +454,7 @@ public final class ClusterContextSession implements ContextSession {
                         long timeout = engine.cluster().timeouts().prefillMs();
                         WireMessage reply = node.request(target.nodeId(), target.label(), request, timeout)
                                 .get(timeout + 5_000, TimeUnit.MILLISECONDS);
-                        noteKv(target.nodeId(), reply);
+                        notePrefill(target, reply);
                     }
                 } catch (ExecutionException | TimeoutException | RuntimeException e) {
                     Throwable why = e instanceof ExecutionException ? e.getCause() : e;
@@ -532,10 +555,11 @@ public final class ClusterContextSession implements ContextSession {
         return a.local() ? b.local() : a.nodeId().equals(b.nodeId());
     }
 
-    private void noteKv(String nodeId, WireMessage reply) {
+    private void notePrefill(Assignment target, WireMessage reply) {
         if (reply instanceof WireMessage.PrefillReply r) {
             synchronized (recoveryLock) {
-                remoteKvBytes.put(nodeId, r.kvBytes());
+                remoteKvBytes.put(target.nodeId(), r.kvBytes());
+                hostPrefillMillis.merge(target.name(), r.nanos() / 1e6, Double::sum);
             }
         }
     }

@@ -77,6 +77,8 @@ class ClusterIT {
                 assertThat(s.hostCount()).isEqualTo(3);
                 assertThat(s.plan().blockCount()).isEqualTo(4);
                 assertThat(s.placement()).hasSize(3);
+                assertThat(s.hostPrefillMillis()).containsOnlyKeys(s.placement().keySet())
+                        .allSatisfy((host, ms) -> assertThat(ms).isPositive());
                 Generation g = s.generate(query(id), GenerationOptions.greedy(24), TokenListener.NONE);
                 assertThat(g.tokens()).as("tokens of %s", id).containsExactly(want);
                 ClusterContextSession.Traffic t = s.lastTraffic();
