@@ -135,6 +135,11 @@ public final class ClusterEngine implements StarAttentionEngine {
         long wait = Long.getLong("star.attention.hostWaitMs", 180_000); // JVM start + model load + join
         base = base.withTimeouts(new ClusterOptions.Timeouts(t.requestMs(), t.prefillMs(), t.joinMs(), wait,
                 t.sessionIdleMs()));
+        // the hosts share this machine's cores: a heartbeat that is late by many seconds means a busy JVM (warming up,
+        // encoding), not a dead one, and a killed host is noticed anyway when its connections close
+        ClusterOptions.Hazelcast h = base.hazelcast();
+        base = base.withHazelcast(new ClusterOptions.Hazelcast(h.host(), h.port(), h.portAutoIncrement(), h.members(),
+                Math.max(h.failureDetectionSeconds(), 60)));
         LocalCluster local = LocalCluster.start(hosts, base, null, List.of());
         try {
             local.awaitReady();
