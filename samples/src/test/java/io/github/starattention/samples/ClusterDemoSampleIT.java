@@ -30,7 +30,7 @@ class ClusterDemoSampleIT {
 
     @Test
     @Timeout(value = 20, unit = TimeUnit.MINUTES)
-    void threeHostsEncodeTheDocumentAnswerAndAreStopped() throws IOException {
+    void hostsEncodeTheDocumentAnswerAndAreStopped() throws IOException {
         JsonNode ex = DocumentQaSampleIT.devExample("niah_multikey-4096-0");
         String answer = ex.get("answers").get(0).asText();
         Path doc = Files.writeString(tmp.resolve("report.txt"), ex.get("context").asText());
@@ -39,11 +39,12 @@ class ClusterDemoSampleIT {
         json.writeValue(tmp.resolve("report.json").toFile(), json.createObjectNode()
                 .put("question", ex.get("question").asText()).set("answers", json.createArrayNode().add(answer)));
 
-        // Four JVMs start on cores that CI may share with other work: allow more than the default 180 s to join.
+        // Two hosts rather than the demo's three keep the test light on a 2-core CI machine; JVMs starting on shared
+        // cores may need more than the default 180 s to join.
         String wait = System.setProperty("star.attention.hostWaitMs", "420000");
         SampleRunner r;
         try {
-            r = SampleRunner.run("cluster", "--document", doc.toString(), "--hosts", "3", "--threads", "1");
+            r = SampleRunner.run("cluster", "--document", doc.toString(), "--hosts", "2", "--threads", "1");
         } finally {
             if (wait == null) {
                 System.clearProperty("star.attention.hostWaitMs");
@@ -54,11 +55,11 @@ class ClusterDemoSampleIT {
         assertThat(r.exitCode()).as(r.err()).isZero();
 
         assertThat(r.out()).containsPattern("Answer: .*" + answer + ".*\\[correct\\]");
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 2; i++) {
             assertThat(r.out()).as("host-%d encoded a block", i)
                     .containsPattern("(?m)^  host-" + i + " +blocks? [0-9,]+ +[1-9][0-9,]* tokens +[0-9,]+ ms$");
         }
-        assertThat(r.out()).containsPattern("(?m)^  query host +block 3 ")
+        assertThat(r.out()).containsPattern("(?m)^  query host +block 2 ")
                 .containsPattern("Time to first token: [0-9,]+ ms")
                 .containsPattern("Phase 2 traffic: [1-9][0-9,]* bytes per token");
 
@@ -66,9 +67,9 @@ class ClusterDemoSampleIT {
         for (Matcher m = HOST_PID.matcher(r.out()); m.find(); ) {
             pids.add(Long.parseLong(m.group(2)));
         }
-        assertThat(pids).hasSize(3);
+        assertThat(pids).hasSize(2);
         assertThat(pids).allSatisfy(pid -> assertThat(ProcessHandle.of(pid).filter(ProcessHandle::isAlive))
                 .as("host process %d", pid).isEmpty());
-        assertThat(r.out()).contains("Stopped 3 of 3 context hosts.");
+        assertThat(r.out()).contains("Stopped 2 of 2 context hosts.");
     }
 }
