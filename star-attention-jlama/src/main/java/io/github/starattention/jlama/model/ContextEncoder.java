@@ -74,14 +74,27 @@ public final class ContextEncoder {
             int[] pos = Arrays.copyOfRange(positions, from, to);
             int first = target.reserve(pos);
             AttentionCall call = new AttentionCall(kernel, rope, pos, target, first, sources, remote);
-            try (AbstractTensor hidden = model.forward(Arrays.copyOfRange(tokens, from, to), call)) {
-                if (wantLogits && to == tokens.length) {
-                    logits = model.logits(hidden, to - from - 1);
+            int[] chunk = Arrays.copyOfRange(tokens, from, to);
+            boolean last = wantLogits && to == tokens.length;
+            if (remote == null) {
+                // two forward passes on one Jlama model at the same time have crashed in its native matrix products
+                // (parallel chats): local sessions take turns per chunk. A pass that waits for remote partials holds
+                // no lock, so a recovery that re-encodes blocks here meanwhile cannot deadlock with it.
+                synchronized (model) {
+                    logits = forward(chunk, call, last);
                 }
+            } else {
+                logits = forward(chunk, call, last);
             }
             progress.accept(to);
         }
         return logits;
+    }
+
+    private float[] forward(int[] chunk, AttentionCall call, boolean wantLogits) {
+        try (AbstractTensor hidden = model.forward(chunk, call)) {
+            return wantLogits ? model.logits(hidden, chunk.length - 1) : null;
+        }
     }
 
     /**
