@@ -134,11 +134,9 @@ public final class ClusterDemoSample implements Callable<Integer> {
     private static ClusterOptions hostSettings(Path modelDir, int threads) {
         ClusterOptions d = ClusterOptions.defaults();
         ClusterOptions.Timeouts t = d.timeouts();
-        ClusterOptions.Hazelcast h = d.hazelcast();
         long wait = Math.max(t.hostWaitMs(), Long.getLong("star.attention.hostWaitMs", 180_000));
         return d.withHost(new ClusterOptions.Host(modelDir, threads, WeightFormat.F32.name(), "auto", d.host().maxSessions()))
-                .withHazelcast(new ClusterOptions.Hazelcast(h.host(), h.port(), h.portAutoIncrement(), h.members(),
-                        Math.max(h.failureDetectionSeconds(), 60)))
+                .withFailureDetectionAtLeast(60)
                 .withTimeouts(new ClusterOptions.Timeouts(Math.max(t.requestMs(), 120_000), t.prefillMs(),
                         Math.max(t.joinMs(), wait), wait, t.sessionIdleMs()));
     }

@@ -16,6 +16,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -66,12 +67,12 @@ public final class BenchCommand implements Callable<Integer> {
                 JsonNode ex = prompt(set, length);
                 PromptSplit split = model.split(ex.get("context").asText(), ex.get("question").asText());
                 int tokens = split.contextTokens().length + split.queryTokens().length;
-                double[] stockRun = stock == null ? null : runStock(stock, split, tokens);
+                double[] stockRun = stock == null ? null : runStock(stock, split, tokens, maxNewTokens);
                 if (stockRun != null) {
                     rows.add(row(length, tokens, "stock-jlama", stockRun, stockRun));
                 }
                 for (Mode mode : List.of(Mode.GLOBAL, Mode.STAR)) {
-                    double[] ours = runOurs(model, mode, split);
+                    double[] ours = runOurs(model, mode, split, maxNewTokens);
                     rows.add(row(length, tokens, "ours-" + mode.name().toLowerCase(), ours, stockRun));
                 }
                 printTable(rows);
@@ -92,41 +93,20 @@ public final class BenchCommand implements Callable<Integer> {
         JsonNode ex = shortestPrompt(set);
         PromptSplit split = model.split(ex.get("context").asText(), ex.get("question").asText());
         System.err.printf("warming up on %s (%d context tokens)%n", ex.path("id").asText("?"), split.contextTokens().length);
-        int saved = maxNewTokens;
-        maxNewTokens = 8;
-        try {
-            if (stock != null) {
-                runStock(stock, split, split.contextTokens().length + split.queryTokens().length);
-            }
-            for (Mode mode : List.of(Mode.GLOBAL, Mode.STAR)) {
-                runOurs(model, mode, split);
-            }
-        } finally {
-            maxNewTokens = saved;
+        if (stock != null) {
+            runStock(stock, split, split.contextTokens().length + split.queryTokens().length, 8);
+        }
+        for (Mode mode : List.of(Mode.GLOBAL, Mode.STAR)) {
+            runOurs(model, mode, split, 8);
         }
     }
 
     private static JsonNode shortestPrompt(Path set) throws IOException {
-        if (!Files.isRegularFile(set)) {
-            throw new IllegalArgumentException("cannot read " + set);
-        }
-        ObjectMapper json = new ObjectMapper();
-        JsonNode best = null;
-        for (String line : Files.readAllLines(set)) {
-            if (!line.isBlank()) {
-                JsonNode n = json.readTree(line);
-                if (best == null || n.path("length").asInt() < best.path("length").asInt()) {
-                    best = n;
-                }
-            }
-        }
-        if (best == null) {
-            throw new IllegalArgumentException("no prompts in " + set);
-        }
-        return best;
+        return readSet(set).stream().min(Comparator.comparingInt(n -> n.path("length").asInt()))
+                .orElseThrow(() -> new IllegalArgumentException("no prompts in " + set));
     }
 
-    private double[] runStock(AbstractModel stock, PromptSplit split, int promptTokens) {
+    private double[] runStock(AbstractModel stock, PromptSplit split, int promptTokens, int maxNewTokens) {
         String prompt = split.contextText() + split.queryText();
         long t0 = System.nanoTime();
         long[] first = {0};
@@ -144,7 +124,7 @@ public final class BenchCommand implements Callable<Integer> {
         return new double[] {ttft, tps};
     }
 
-    private double[] runOurs(StarAttentionModel model, Mode mode, PromptSplit split) {
+    private double[] runOurs(StarAttentionModel model, Mode mode, PromptSplit split, int maxNewTokens) {
         try (LocalEngine engine = LocalEngine.create(model, common.engineOptions(mode));
              ContextSession session = engine.prefill(split.contextTokens(),
                      new ProgressBar(String.format("%-6s prefill", mode.name().toLowerCase()), System.err)::update)) {
@@ -182,25 +162,24 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** The first example of {@code length} tokens in the set (by its {@code length} field). */
     static JsonNode prompt(Path set, int length) throws IOException {
+        List<JsonNode> all = readSet(set);
+        return all.stream().filter(n -> n.path("length").asInt() == length).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no prompt of length " + length + " in " + set
+                        + " (lengths there: " + all.stream().map(n -> n.path("length").asInt()).distinct().toList() + ")"));
+    }
+
+    private static List<JsonNode> readSet(Path set) throws IOException {
         if (!Files.isRegularFile(set)) {
             throw new IllegalArgumentException("cannot read " + set);
         }
         ObjectMapper json = new ObjectMapper();
-        List<Integer> seen = new ArrayList<>();
+        List<JsonNode> out = new ArrayList<>();
         for (String line : Files.readAllLines(set)) {
-            if (line.isBlank()) {
-                continue;
-            }
-            JsonNode n = json.readTree(line);
-            int l = n.path("length").asInt();
-            if (l == length) {
-                return n;
-            }
-            if (!seen.contains(l)) {
-                seen.add(l);
+            if (!line.isBlank()) {
+                out.add(json.readTree(line));
             }
         }
-        throw new IllegalArgumentException("no prompt of length " + length + " in " + set + " (lengths there: " + seen + ")");
+        return out;
     }
 
     static String peakRss() {

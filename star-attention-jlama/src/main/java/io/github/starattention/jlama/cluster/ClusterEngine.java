@@ -137,9 +137,7 @@ public final class ClusterEngine implements StarAttentionEngine {
                 t.sessionIdleMs()));
         // the hosts share this machine's cores: a heartbeat that is late by many seconds means a busy JVM (warming up,
         // encoding), not a dead one, and a killed host is noticed anyway when its connections close
-        ClusterOptions.Hazelcast h = base.hazelcast();
-        base = base.withHazelcast(new ClusterOptions.Hazelcast(h.host(), h.port(), h.portAutoIncrement(), h.members(),
-                Math.max(h.failureDetectionSeconds(), 60)));
+        base = base.withFailureDetectionAtLeast(60);
         LocalCluster local = LocalCluster.start(hosts, base, null, List.of());
         try {
             local.awaitReady();

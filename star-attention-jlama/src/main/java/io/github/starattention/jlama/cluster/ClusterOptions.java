@@ -205,6 +205,16 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
         return new ClusterOptions(clusterName, nodeName, h, eventBus, tls, timeouts, failover, host);
     }
 
+    /**
+     * As these options with a failure detection of at least {@code seconds}: nodes that share one machine's cores
+     * (local hosts, tests) miss heartbeats while busy, which must not read as death.
+     */
+    public ClusterOptions withFailureDetectionAtLeast(int seconds) {
+        Hazelcast h = hazelcast;
+        return withHazelcast(new Hazelcast(h.host(), h.port(), h.portAutoIncrement(), h.members(),
+                Math.max(h.failureDetectionSeconds(), seconds)));
+    }
+
     public ClusterOptions withEventBus(EventBus e) {
         return new ClusterOptions(clusterName, nodeName, hazelcast, e, tls, timeouts, failover, host);
     }

@@ -45,11 +45,9 @@ final class ClusterFixture {
     /** Settings of the spawned hosts: the bundled model, 1 thread, short idle timeout, bounded waits. */
     static ClusterOptions hostSettings(long sessionIdleMs) {
         ClusterOptions d = ClusterOptions.defaults();
-        ClusterOptions.Hazelcast h = d.hazelcast();
         // four JVMs warming up on 2 cores miss heartbeats for many seconds: without patience Hazelcast splits the
         // cluster; a killed host is still noticed at once (its connections close, requests fail)
-        return d.withHazelcast(new ClusterOptions.Hazelcast(h.host(), h.port(), h.portAutoIncrement(), h.members(),
-                        (int) Math.max(h.failureDetectionSeconds(), 15 * SCALE)))
+        return d.withFailureDetectionAtLeast((int) (15 * SCALE))
                 .withHost(new ClusterOptions.Host(TestData.modelDir().toAbsolutePath(), 1, "F32", "cpu", 8))
                 .withTimeouts(new ClusterOptions.Timeouts(20_000 * SCALE, 120_000 * SCALE, 60_000 * SCALE,
                         120_000 * SCALE, sessionIdleMs * SCALE));
