@@ -427,18 +427,21 @@ DEF_SPLIT(attn_split_bf16_d128, __nv_bfloat16, 128)
 
 // ---------------------------------------------------------------------------------------------------------------
 // LSE merge: parts p = 0..parts-1 of po [parts][rows][D], pl [parts][rows] -> out [rows][D], lse [rows].
-// lse = -inf or NaN means "no key" (weight 0). D % 4 == 0, D <= 1024; blockDim.x = 256.
+// lse = -inf or NaN means "no key" (weight 0). One block of 256 threads per row: D/4 threads cover the row with
+// float4s and the 256 / (D/4) groups of them take every G-th part, then reduce through shared memory.
+// D % 4 == 0, D <= 1024.
 
 extern "C" __global__ void __launch_bounds__(256) lse_merge_f32(const float* __restrict__ po,
                                                                 const float* __restrict__ pl, int parts,
                                                                 int rows, int D, float* __restrict__ out,
                                                                 float* __restrict__ lse) {
+    __shared__ float4 redO[256];
+    __shared__ float redL[256];
     const int tpr = D / 4;
-    const int rpb = blockDim.x / tpr;
-    if ((int)threadIdx.x >= rpb * tpr) return;
-    const int r = blockIdx.x * rpb + threadIdx.x / tpr;
+    const int G = blockDim.x / tpr;
+    const int r = blockIdx.x;
     const int c = (threadIdx.x % tpr) * 4;
-    if (r >= rows) return;
+    const int grp = threadIdx.x / tpr;
     float m = -INFINITY;
     for (int p = 0; p < parts; ++p) {
         float x = pl[(size_t)p * rows + r];
@@ -446,8 +449,8 @@ extern "C" __global__ void __launch_bounds__(256) lse_merge_f32(const float* __r
     }
     float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
     float L = 0.f;
-    if (m != -INFINITY) {
-        for (int p = 0; p < parts; ++p) {
+    if (grp < G && m != -INFINITY) {
+        for (int p = grp; p < parts; p += G) {
             float x = pl[(size_t)p * rows + r];
             if (!(x > -INFINITY)) continue;
             float w = expf(x - m);
@@ -458,6 +461,20 @@ extern "C" __global__ void __launch_bounds__(256) lse_merge_f32(const float* __r
             acc.z += w * y.z;
             acc.w += w * y.w;
         }
+    }
+    redO[threadIdx.x] = acc;
+    redL[threadIdx.x] = L;
+    __syncthreads();
+    if (grp != 0) return;
+    for (int g2 = 1; g2 < G; ++g2) {
+        float4 y = redO[g2 * tpr + threadIdx.x];
+        acc.x += y.x;
+        acc.y += y.y;
+        acc.z += y.z;
+        acc.w += y.w;
+        L += redL[g2 * tpr + threadIdx.x];
+    }
+    if (m != -INFINITY) {
         float inv = 1.f / L;
         acc.x *= inv;
         acc.y *= inv;

@@ -372,11 +372,9 @@ public final class CudaAttentionKernel implements AttentionKernel {
 
     private void mergeOnDevice(CUdeviceptr po, CUdeviceptr pl, int parts, int rows, int d, CUdeviceptr out,
                                CUdeviceptr lse) {
-        int rowsPerBlock = 256 / (d / 4);
-        int grid = (rows + rowsPerBlock - 1) / rowsPerBlock;
         Pointer params = Pointer.to(Pointer.to(po), Pointer.to(pl), Pointer.to(new int[] {parts}),
                 Pointer.to(new int[] {rows}), Pointer.to(new int[] {d}), Pointer.to(out), Pointer.to(lse));
-        rt.launch("lse_merge_f32", grid, 1, 1, 256, 0, params,
+        rt.launch("lse_merge_f32", rows, 1, 1, 256, 0, params,
                 () -> parts + " parts, " + rows + " rows, head dim " + d);
     }
 
