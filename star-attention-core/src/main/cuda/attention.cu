@@ -12,12 +12,13 @@
 //  q    fp32 [tokens][heads][D]          qpos int [tokens]
 //  k, v <t>  [kvHeads][capacity][D]       kpos int [slots], strictly increasing (headStride = capacity * D)
 //  out  fp32 [splits][tokens][heads][D]  lse  fp32 [splits][tokens][heads]
-// Grid: x = query-row tile (heaviest causal tile first), y = KV head, z = key split. The query rows of one KV head
-// are packed GQA-style: row r -> token r / group, query head kvHead * group + r % group, so a K/V tile is loaded
-// once for all query heads that share it. A key is visible to a row iff key position <= the row's token position;
-// block z covers keys [z * chunk, (z + 1) * chunk). A row that sees no key gets out = 0, lse = -inf. The host,
-// which knows every position, passes per row tile ranges[x] = (keys visible to some row of the tile, keys visible
-// to every row): tiles past the first bound are skipped, tiles before the second need no mask.
+// Grid: x = (query-row tile, KV head) with the KV head fastest and the heaviest causal tile first, so blocks start
+// longest-first across all heads and the last wave holds every head's lightest tiles; z = key split. The query rows
+// of one KV head are packed GQA-style: row r -> token r / group, query head kvHead * group + r % group, so a K/V
+// tile is loaded once for all query heads that share it. A key is visible to a row iff key position <= the row's
+// token position; block z covers keys [z * chunk, (z + 1) * chunk). A row that sees no key gets out = 0, lse = -inf.
+// The host, which knows every position, passes per row tile ranges[tile] = (keys visible to some row of the tile,
+// keys visible to every row): tiles past the first bound are skipped, tiles before the second need no mask.
 //
 // Requires sm_80+ (mma.sync bf16, cp.async, ldmatrix). D in {64, 128}.
 
@@ -126,8 +127,8 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3, mi = lane >> 3;
-    const int mtile = gridDim.x - 1 - blockIdx.x;
-    const int kvh = blockIdx.y;
+    const int mtile = gridDim.x / kvHeads - 1 - blockIdx.x / kvHeads;
+    const int kvh = blockIdx.x % kvHeads;
     const int split = blockIdx.z;
     const int group = heads / kvHeads;
     const int rows = tokens * group;

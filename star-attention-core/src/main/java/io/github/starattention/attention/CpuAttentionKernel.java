@@ -4,9 +4,11 @@ import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
 import java.util.Arrays;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinWorkerThread;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -22,7 +24,9 @@ import org.slf4j.LoggerFactory;
  * (KV head, query tile of up to {@value #TILE_ROWS} rows, key split). Rows are ordered {@code (token - t0) * group +
  * g}, so all heads of a group share every K/V tile load and the rows of a tile see similar key counts. Keys are
  * split only when there are too few (KV head, query tile) tasks to keep the pool busy, as in decode; the splits'
- * partial results are combined with the LSE merge. Tasks run on the kernel's own {@link ForkJoinPool}.
+ * partial results are combined with the LSE merge. The calling thread and up to {@code threads - 1} workers of the
+ * kernel's own {@link ForkJoinPool} claim tasks from a shared counter: the caller never waits for a worker to wake up
+ * (on a busy or virtualized machine that can take longer than the whole call), only for tasks a worker has started.
  *
  * <p><b>Per task</b>, with thread-local scratch (layout below), for every key tile of {@code TILE = 4 * lanes} keys
  * (64 with AVX-512) and every block of 4 rows:
@@ -128,7 +132,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 job.run(i, scratch.get());
             }
         } else {
-            pool.invoke(new Tasks(job, 0, tasks));
+            runShared(job, tasks);
         }
         job.mergeSplits();
         return out;
@@ -137,6 +141,45 @@ public final class CpuAttentionKernel implements AttentionKernel {
     @Override
     public void close() {
         pool.shutdown();
+    }
+
+    /** Runs the job's tasks on this thread and on the pool workers that wake up in time to claim some. */
+    private void runShared(Job job, int tasks) {
+        AtomicInteger next = new AtomicInteger();
+        CountDownLatch done = new CountDownLatch(tasks);
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Runnable claim = () -> {
+            Scratch s = scratch.get();
+            for (int i = next.getAndIncrement(); i < tasks; i = next.getAndIncrement()) {
+                try {
+                    job.run(i, s);
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                } finally {
+                    done.countDown();
+                }
+            }
+        };
+        for (int h = Math.min(threads, tasks) - 1; h > 0; h--) {
+            pool.execute(claim);
+        }
+        claim.run();
+        try {
+            done.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while attention tasks were running", e);
+        }
+        Throwable t = failure.get();
+        if (t instanceof RuntimeException r) {
+            throw r;
+        }
+        if (t instanceof Error err) {
+            throw err;
+        }
+        if (t != null) {
+            throw new IllegalStateException(t);
+        }
     }
 
     /** Checks that {@code kvStore} is a heap store {@code query} fits. */
@@ -602,29 +645,6 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 alpha = new float[r];
                 visible = new int[r];
             }
-        }
-    }
-
-    /** Runs tasks {@code [from, to)} of a job, splitting in halves for work stealing. */
-    private final class Tasks extends RecursiveAction {
-        private final Job job;
-        private final int from;
-        private final int to;
-
-        Tasks(Job job, int from, int to) {
-            this.job = job;
-            this.from = from;
-            this.to = to;
-        }
-
-        @Override
-        protected void compute() {
-            if (to - from == 1) {
-                job.run(from, scratch.get());
-                return;
-            }
-            int mid = (from + to) >>> 1;
-            invokeAll(new Tasks(job, from, mid), new Tasks(job, mid, to));
         }
     }
 }

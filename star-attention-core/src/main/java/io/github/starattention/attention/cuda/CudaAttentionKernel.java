@@ -361,7 +361,7 @@ public final class CudaAttentionKernel implements AttentionKernel {
                 Pointer.to(new int[] {kvHeads}), Pointer.to(new long[] {(long) store.capacity() * d}),
                 Pointer.to(new int[] {p.chunk()}),
                 Pointer.to(new float[] {(float) (scale * LOG2E)}));
-        rt.launch(p.kernel(), p.mtiles(), kvHeads, p.splits(), p.threads(), p.smem(), params, p::describe);
+        rt.launch(p.kernel(), p.mtiles() * kvHeads, 1, p.splits(), p.threads(), p.smem(), params, p::describe);
         if (p.splits() > 1) {
             mergeOnDevice(o, l, p.splits(), (int) rows, d, out, lse);
         }

@@ -1,5 +1,6 @@
 package io.github.starattention.jlama.cli;
 
+import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.PromptSplit;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.cluster.ClusterBenchmark;
@@ -72,11 +73,10 @@ public final class ClusterBenchCommand implements Callable<Integer> {
             } else if (ctx.length < contextTokens) {
                 System.out.printf("note: the context has only %d tokens (asked for %d)%n", ctx.length, contextTokens);
             }
-            int blocks = common.blocks != null ? common.blocks : 4;
             ClusterOptions.Host host = new ClusterOptions.Host(common.modelDir().toAbsolutePath(), common.threadCount(),
                     common.weights.name(), common.device, 4);
             new ClusterBenchmark(model, new ClusterBenchmark.Config(ctx, split.queryTokens(), hosts, common.threadCount(),
-                    blocks, maxNewTokens, warmupTokens, !noGlobal, !noVerify, host), System.out).run();
+                    common.engineOptions(Mode.STAR), maxNewTokens, warmupTokens, !noGlobal, !noVerify, host), System.out).run();
         }
         return 0;
     }

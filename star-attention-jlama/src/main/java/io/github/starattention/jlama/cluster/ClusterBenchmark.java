@@ -36,14 +36,15 @@ public final class ClusterBenchmark {
      * @param query query tokens (phase-2 prompt)
      * @param hostCounts context-host JVM counts to try
      * @param threads threads of this JVM (already applied to the model) and of each host
-     * @param blocks block count of the in-process star run; distributed runs use {@code max(blocks, hosts + 1)}
+     * @param star block plan of the star runs (block count or size, anchor size, device); distributed runs raise the
+     *     block count to {@code hosts + 1} when it is lower, in-process global runs use one block
      * @param maxNewTokens tokens to generate (greedy); decoding speed is over these
      * @param warmupTokens context length of the warm-up run of each configuration
      * @param global also run the in-process engine in global mode
      * @param verify compare distributed answers with the in-process star answer of the same block plan
      * @param host what the spawned hosts serve (model, weights, device; threads are set to {@code threads})
      */
-    public record Config(int[] contextTokens, int[] query, List<Integer> hostCounts, int threads, int blocks,
+    public record Config(int[] contextTokens, int[] query, List<Integer> hostCounts, int threads, EngineOptions star,
                          int maxNewTokens, int warmupTokens, boolean global, boolean verify, ClusterOptions.Host host) {
     }
 
@@ -71,44 +72,55 @@ public final class ClusterBenchmark {
         out.printf(Locale.ROOT, "context %d tokens, query %d tokens, %d new tokens, %d threads per JVM, %d cores here%n",
                 ctx.length, config.query().length, config.maxNewTokens(), config.threads(),
                 Runtime.getRuntime().availableProcessors());
-        warmUp(local(Mode.STAR, config.blocks()));
+        EngineOptions star = config.star();
+        out.printf(Locale.ROOT, "star: %s, anchor %s%n", star.blockSize() > 0 ? "blocks of " + star.blockSize() + " tokens"
+                : "at least " + star.blocks() + " blocks", star.anchorSize() < 0 ? "= block" : star.anchorSize() + " tokens");
+        warmUp(local(Mode.STAR, 0), config.star().blocks());
         if (config.global()) {
             rows.add(measureLocal(Mode.GLOBAL, 1));
         }
-        rows.add(measureLocal(Mode.STAR, config.blocks()));
+        rows.add(measureLocal(Mode.STAR, 0));
         for (int n : config.hostCounts()) {
-            int blocks = Math.max(config.blocks(), n + 1);
-            rows.add(measureCluster(n, blocks));
+            rows.add(measureCluster(n, n + 1));
         }
         printTable(rows);
         return rows;
     }
 
-    private EngineOptions local(Mode mode, int blocks) {
-        return EngineOptions.builder().mode(mode).blocks(blocks).threads(config.threads()).build();
+    /** The star options with {@code mode}, at least {@code minBlocks} blocks (1 for global). */
+    private EngineOptions local(Mode mode, int minBlocks) {
+        EngineOptions.Builder b = config.star().toBuilder().mode(mode).threads(config.threads());
+        if (mode == Mode.GLOBAL) {
+            b.blocks(1);
+        } else if (config.star().blockSize() == 0 && config.star().blocks() < minBlocks) {
+            b.blocks(minBlocks);
+        }
+        return b.build();
     }
 
-    private void warmUp(EngineOptions options) {
+    private void warmUp(EngineOptions options, int blocks) {
         try (LocalEngine e = LocalEngine.create(model, options)) {
-            warmUp(e);
+            warmUp(e, Math.max(config.star().blocks(), blocks));
         }
     }
 
-    private void warmUp(StarAttentionEngine e) {
-        int n = Math.min(config.warmupTokens(), config.contextTokens().length);
+    /** A short prefill and a few tokens; long enough that every one of {@code blocks} blocks holds a whole anchor. */
+    private void warmUp(StarAttentionEngine e, int blocks) {
+        int anchor = config.star().anchorSize();
+        int n = Math.min(Math.max(config.warmupTokens(), anchor > 0 ? anchor * blocks : 0), config.contextTokens().length);
         try (ContextSession s = e.prefill(Arrays.copyOf(config.contextTokens(), n), PrefillListener.NONE)) {
             s.generate(config.query(), GenerationOptions.greedy(Math.min(8, config.maxNewTokens())), TokenListener.NONE);
         }
     }
 
-    private Row measureLocal(Mode mode, int blocks) {
+    private Row measureLocal(Mode mode, int minBlocks) {
         String name = "in-process " + mode.name().toLowerCase(Locale.ROOT);
-        out.printf("running %s (%d block%s)...%n", name, blocks, blocks == 1 ? "" : "s");
-        try (LocalEngine e = LocalEngine.create(model, local(mode, blocks));
+        out.printf("running %s...%n", name);
+        try (LocalEngine e = LocalEngine.create(model, local(mode, minBlocks));
              ContextSession s = e.prefill(config.contextTokens(), PrefillListener.NONE)) {
             Generation g = s.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()), TokenListener.NONE);
             if (mode == Mode.STAR) {
-                starAnswers.put(blocks, g.tokens());
+                starAnswers.put(s.plan().blockCount(), g.tokens());
             }
             return new Row(name, 0, s.plan().blockCount(), s.prefillMillis(), s.prefillMillis() + g.ttftMillis(),
                     g.decodeTokensPerSecond(), g.tokens().length, 0, 0, 0, null);
@@ -117,15 +129,17 @@ public final class ClusterBenchmark {
 
     private Row measureCluster(int hosts, int blocks) {
         String name = hosts + " host JVM" + (hosts == 1 ? "" : "s");
-        out.printf("running %s x %d threads + query host (%d blocks)...%n", name, config.threads(), blocks);
+        out.printf("running %s x %d threads + query host...%n", name, config.threads());
         ClusterOptions.Host h = config.host();
         ClusterOptions.Host host = new ClusterOptions.Host(h.model(), config.threads(), h.weights(), h.device(),
                 h.maxSessions());
         long t0 = System.nanoTime();
         try (ClusterEngine e = ClusterEngine.withLocalHosts(model, local(Mode.STAR, blocks), hosts, host)) {
             out.printf(Locale.ROOT, "  %d host(s) up in %.1f s%n", hosts, (System.nanoTime() - t0) / 1e9);
-            warmUp(e);
+            warmUp(e, Math.max(config.star().blocks(), blocks));
             try (ClusterContextSession s = e.prefillSession(config.contextTokens(), PrefillListener.NONE)) {
+                out.printf(Locale.ROOT, "  phase 1: %.0f ms (this query host %.0f ms; context hosts %s)%n", s.prefillMillis(),
+                        s.localPrefillMillis(), hostMillis(s.hostPrefillMillis()));
                 long[] w0 = e.wireBytes();
                 Generation g = s.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()), TokenListener.NONE);
                 long[] w1 = e.wireBytes();
@@ -135,13 +149,14 @@ public final class ClusterBenchmark {
                 if (config.verify()) {
                     int[] want = starAnswers.get(s.plan().blockCount());
                     if (want == null) {
-                        out.printf("  computing the in-process star answer with %d blocks for comparison...%n", blocks);
+                        out.printf("  computing the in-process star answer with %d blocks for comparison...%n",
+                                s.plan().blockCount());
                         try (LocalEngine le = LocalEngine.create(model, local(Mode.STAR, blocks));
                              ContextSession ls = le.prefill(config.contextTokens(), PrefillListener.NONE)) {
                             want = ls.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()),
                                     TokenListener.NONE).tokens();
                         }
-                        starAnswers.put(blocks, want);
+                        starAnswers.put(s.plan().blockCount(), want);
                     }
                     equal = Arrays.equals(want, g.tokens());
                 }
@@ -150,6 +165,13 @@ public final class ClusterBenchmark {
                         equal);
             }
         }
+    }
+
+    private static String hostMillis(Map<String, Double> millis) {
+        StringBuilder b = new StringBuilder();
+        millis.forEach((host, ms) -> b.append(b.isEmpty() ? "" : ", ").append(host).append(' ')
+                .append(Math.round(ms)).append(" ms"));
+        return b.toString();
     }
 
     private void printTable(List<Row> rows) {
