@@ -7,6 +7,7 @@ import java.util.Arrays;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinWorkerThread;
+import java.util.concurrent.RecursiveAction;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import jdk.incubator.vector.FloatVector;
@@ -24,9 +25,10 @@ import org.slf4j.LoggerFactory;
  * (KV head, query tile of up to {@value #TILE_ROWS} rows, key split). Rows are ordered {@code (token - t0) * group +
  * g}, so all heads of a group share every K/V tile load and the rows of a tile see similar key counts. Keys are
  * split only when there are too few (KV head, query tile) tasks to keep the pool busy, as in decode; the splits'
- * partial results are combined with the LSE merge. The calling thread and up to {@code threads - 1} workers of the
- * kernel's own {@link ForkJoinPool} claim tasks from a shared counter: the caller never waits for a worker to wake up
- * (on a busy or virtualized machine that can take longer than the whole call), only for tasks a worker has started.
+ * partial results are combined with the LSE merge. Prefill chunks run on the kernel's own {@link ForkJoinPool}. For a
+ * decode step the calling thread and up to {@code threads - 1} pool workers claim tasks from a shared counter: the
+ * caller never waits for a worker to wake up (on a busy or virtualized machine that can take longer than the whole
+ * call), only for tasks a worker has started.
  *
  * <p><b>Per task</b>, with thread-local scratch (layout below), for every key tile of {@code TILE = 4 * lanes} keys
  * (64 with AVX-512) and every block of 4 rows:
@@ -69,6 +71,11 @@ public final class CpuAttentionKernel implements AttentionKernel {
      * on a busy or virtualized 2-core machine, and a decode step makes one call per layer and partition.
      */
     private static final long INLINE_WORK = 1L << 21;
+    /**
+     * Calls with at most this many query tokens (decode steps, short queries) are shared between the caller and the
+     * pool; longer ones (prefill chunks) go to the pool whole, where they keep its work stealing.
+     */
+    private static final int SHARED_MAX_TOKENS = 16;
     /** A key split is never shorter than this many keys (below, the merge costs more than it saves). */
     private static final int MIN_SPLIT_KEYS = 1024;
     private static final float[] IOTA = new float[TILE];
@@ -131,8 +138,10 @@ public final class CpuAttentionKernel implements AttentionKernel {
             for (int i = 0; i < tasks; i++) {
                 job.run(i, scratch.get());
             }
-        } else {
+        } else if (query.tokens() <= SHARED_MAX_TOKENS) {
             runShared(job, tasks);
+        } else {
+            pool.invoke(new Tasks(job, 0, tasks));
         }
         job.mergeSplits();
         return out;
@@ -645,6 +654,29 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 alpha = new float[r];
                 visible = new int[r];
             }
+        }
+    }
+
+    /** Runs tasks {@code [from, to)} of a job, splitting in halves for work stealing. */
+    private final class Tasks extends RecursiveAction {
+        private final Job job;
+        private final int from;
+        private final int to;
+
+        Tasks(Job job, int from, int to) {
+            this.job = job;
+            this.from = from;
+            this.to = to;
+        }
+
+        @Override
+        protected void compute() {
+            if (to - from == 1) {
+                job.run(from, scratch.get());
+                return;
+            }
+            int mid = (from + to) >>> 1;
+            invokeAll(new Tasks(job, from, mid), new Tasks(job, mid, to));
         }
     }
 }

@@ -148,9 +148,6 @@ final class ClusterNode implements AutoCloseable {
         c.setProperty("hazelcast.max.wait.seconds.before.join", "0");
         c.setProperty("hazelcast.heartbeat.interval.seconds", "1");
         c.setProperty("hazelcast.max.no.heartbeat.seconds", Integer.toString(h.failureDetectionSeconds()));
-        // members that lost sight of each other (a split under load) merge back within seconds, not the default 5 min
-        c.setProperty("hazelcast.merge.first.run.delay.seconds", "10");
-        c.setProperty("hazelcast.merge.next.run.delay.seconds", "10");
         c.setProperty("hazelcast.socket.bind.any", "false");
         c.setProperty("hazelcast.tcp.join.port.try.count", "10");
         c.setProperty("hazelcast.shutdownhook.enabled", "false");

@@ -21,9 +21,7 @@ import org.slf4j.LoggerFactory;
  * Context hosts as child JVMs on {@code 127.0.0.1}, for {@code ask --hosts N}, the benchmark and the integration
  * tests. Each child runs {@code StarAttentionCli host --config FILE} with this JVM's Java, class path and the launcher's
  * flags, in a cluster of its own (a random cluster name, free Hazelcast ports, all members listed explicitly). The
- * query host joins with {@link #queryHostOptions()}. Host 0 starts first and the others once it is ready, so that every
- * later node joins an existing cluster: nodes that join at the same moment on a busy machine can elect two masters
- * and form two clusters.
+ * query host joins with {@link #queryHostOptions()}.
  *
  * <p>Children never outlive this JVM: {@link #close()} stops them (SIGTERM, then {@code destroyForcibly}), a shutdown
  * hook does the same if this JVM exits without closing, and each child exits by itself when its parent process dies.
@@ -48,8 +46,6 @@ public final class LocalCluster implements AutoCloseable {
     private final List<Path> logs = new ArrayList<>();
     private final List<String> members = new ArrayList<>();
     private final int queryHostPort;
-    /** Ports of the hosts not started yet: {@link #awaitReady} starts them once host 0 is ready. */
-    private final List<Integer> pendingPorts = new ArrayList<>();
     private final Thread hook;
     private boolean closed;
 
@@ -66,9 +62,8 @@ public final class LocalCluster implements AutoCloseable {
         this.hook = new Thread(this::destroyAll, "star-attention-local-cluster-cleanup");
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            spawn(0, ports[0]);
-            for (int i = 1; i < hosts; i++) {
-                pendingPorts.add(ports[i]);
+            for (int i = 0; i < hosts; i++) {
+                spawn(i, ports[i]);
             }
         } catch (RuntimeException e) {
             close();
@@ -77,7 +72,7 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     /**
-     * Starts the first of {@code hosts} context-host JVMs; {@link #awaitReady} starts the others and waits for all.
+     * Starts {@code hosts} context-host JVMs (it does not wait for them; see {@link #awaitReady}).
      *
      * @param base cluster settings to start from (TLS, timeouts, failover, the {@code host} section: model, threads,
      *     weights, device); the cluster name, node names, ports and member list are replaced
@@ -141,25 +136,13 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     /**
-     * Waits until host 0 printed {@link #READY}, starts the other hosts, and waits until every host did, bounded by
-     * {@code timeouts.hostWaitMs} in all.
+     * Waits until every live host printed {@link #READY}, bounded by {@code timeouts.hostWaitMs}.
      *
      * @throws IllegalStateException when a host exits or does not get ready in time, with the end of its log
      */
     public void awaitReady() {
         long deadline = System.nanoTime() + base.timeouts().hostWaitMs() * 1_000_000L;
-        awaitReady(0, 1, deadline);
-        synchronized (this) {
-            for (int port : pendingPorts) {
-                spawn(processes.size(), port);
-            }
-            pendingPorts.clear();
-        }
-        awaitReady(1, size(), deadline);
-    }
-
-    private void awaitReady(int from, int to, long deadline) {
-        for (int i = from; i < to; i++) {
+        for (int i = 0; i < size(); i++) {
             while (true) {
                 Process p = process(i);
                 if (ready(i)) {
