@@ -75,7 +75,9 @@ public final class ClusterBenchmark {
         EngineOptions star = config.star();
         out.printf(Locale.ROOT, "star: %s, anchor %s%n", star.blockSize() > 0 ? "blocks of " + star.blockSize() + " tokens"
                 : "at least " + star.blocks() + " blocks", star.anchorSize() < 0 ? "= block" : star.anchorSize() + " tokens");
-        warmUp(local(Mode.STAR, 0), config.star().blocks());
+        try (LocalEngine e = LocalEngine.create(model, local(Mode.STAR, 0))) {
+            warmUp(e, star.blocks());
+        }
         if (config.global()) {
             rows.add(measureLocal(Mode.GLOBAL, 1));
         }
@@ -96,12 +98,6 @@ public final class ClusterBenchmark {
             b.blocks(minBlocks);
         }
         return b.build();
-    }
-
-    private void warmUp(EngineOptions options, int blocks) {
-        try (LocalEngine e = LocalEngine.create(model, options)) {
-            warmUp(e, Math.max(config.star().blocks(), blocks));
-        }
     }
 
     /** A short prefill and a few tokens; long enough that every one of {@code blocks} blocks holds a whole anchor. */
@@ -134,9 +130,10 @@ public final class ClusterBenchmark {
         ClusterOptions.Host host = new ClusterOptions.Host(h.model(), config.threads(), h.weights(), h.device(),
                 h.maxSessions());
         long t0 = System.nanoTime();
-        try (ClusterEngine e = ClusterEngine.withLocalHosts(model, local(Mode.STAR, blocks), hosts, host)) {
+        EngineOptions options = local(Mode.STAR, blocks);
+        try (ClusterEngine e = ClusterEngine.withLocalHosts(model, options, hosts, host)) {
             out.printf(Locale.ROOT, "  %d host(s) up in %.1f s%n", hosts, (System.nanoTime() - t0) / 1e9);
-            warmUp(e, Math.max(config.star().blocks(), blocks));
+            warmUp(e, options.blocks());
             try (ClusterContextSession s = e.prefillSession(config.contextTokens(), PrefillListener.NONE)) {
                 out.printf(Locale.ROOT, "  phase 1: %.0f ms (this query host %.0f ms; context hosts %s)%n", s.prefillMillis(),
                         s.localPrefillMillis(), hostMillis(s.hostPrefillMillis()));
@@ -151,7 +148,7 @@ public final class ClusterBenchmark {
                     if (want == null) {
                         out.printf("  computing the in-process star answer with %d blocks for comparison...%n",
                                 s.plan().blockCount());
-                        try (LocalEngine le = LocalEngine.create(model, local(Mode.STAR, blocks));
+                        try (LocalEngine le = LocalEngine.create(model, options);
                              ContextSession ls = le.prefill(config.contextTokens(), PrefillListener.NONE)) {
                             want = ls.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()),
                                     TokenListener.NONE).tokens();
