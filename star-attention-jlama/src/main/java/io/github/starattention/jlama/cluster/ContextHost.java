@@ -216,13 +216,23 @@ public final class ContextHost implements AutoCloseable {
                 s = new HostSession(p.session(), p.owner(), plan, fingerprint);
                 sessions.put(p.session(), s);
             }
+            s.busy.incrementAndGet(); // a prefill longer than the idle timeout must not be reaped half-way
         }
-        if (!s.sameContext(plan, fingerprint)) {
-            msg.fail(BAD_REQUEST, "session " + p.session() + " already holds a different context");
-            return;
+        try {
+            if (!s.sameContext(plan, fingerprint)) {
+                msg.fail(BAD_REQUEST, "session " + p.session() + " already holds a different context");
+                return;
+            }
+            encode(msg, p, s, blocks, t0);
+        } finally {
+            s.touch();
+            s.busy.decrementAndGet();
         }
-        HostSession held = s;
-        List<Block> missing = blocks.stream().filter(b -> !held.has(b.index())).toList();
+    }
+
+    private void encode(Message<Object> msg, WireMessage.PrefillRequest p, HostSession s, List<Block> blocks, long t0) {
+        BlockPlan plan = s.plan;
+        List<Block> missing = blocks.stream().filter(b -> !s.has(b.index())).toList();
         try {
             if (!missing.isEmpty()) {
                 List<KvStore> stores = encoder.encodeBlocks(plan, p.tokens(), missing, true, n -> { });
@@ -301,8 +311,10 @@ public final class ContextHost implements AutoCloseable {
     private void reapIdle(long idleMs) {
         long now = System.nanoTime();
         for (HostSession s : List.copyOf(sessions.values())) {
-            if (now - s.lastUsed > idleMs * 1_000_000L) {
-                release(s.id, "idle for more than " + idleMs + " ms");
+            synchronized (sessions) { // a prefill marks its session busy under this lock
+                if (s.busy.get() == 0 && now - s.lastUsed > idleMs * 1_000_000L) {
+                    release(s.id, "idle for more than " + idleMs + " ms");
+                }
             }
         }
     }
@@ -364,6 +376,8 @@ public final class ContextHost implements AutoCloseable {
         final TreeMap<Integer, KvStore> stores = new TreeMap<>();
         final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
         volatile long lastUsed = System.nanoTime();
+        /** Prefill requests running on this session now: the idle reaper leaves it alone meanwhile. */
+        final AtomicInteger busy = new AtomicInteger();
         boolean closed;
 
         HostSession(UUID id, String owner, BlockPlan plan, int fingerprint) {

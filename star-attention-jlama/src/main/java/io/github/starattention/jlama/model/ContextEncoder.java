@@ -16,7 +16,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Forward passes of a {@link StarLlamaModel} over our KV stores: phase 1 (anchored blockwise context encoding) and
- * the steps of phase 2. Thread-safe: every call works on the stores it is given.
+ * the steps of phase 2. Thread-safe: every call works on the stores it is given, and passes over the shared model
+ * take turns chunk by chunk (see {@link StarLlamaModel}).
  *
  * <p>Long inputs are cut into chunks of {@link #chunkSize()} tokens; each chunk runs through all layers before the
  * next, attending to the chunks before it (their KV is already in the store) and causally to itself.
@@ -76,16 +77,7 @@ public final class ContextEncoder {
             AttentionCall call = new AttentionCall(kernel, rope, pos, target, first, sources, remote);
             int[] chunk = Arrays.copyOfRange(tokens, from, to);
             boolean last = wantLogits && to == tokens.length;
-            if (remote == null) {
-                // two forward passes on one Jlama model at the same time have crashed in its native matrix products
-                // (parallel chats): local sessions take turns per chunk. A pass that waits for remote partials holds
-                // no lock, so a recovery that re-encodes blocks here meanwhile cannot deadlock with it.
-                synchronized (model) {
-                    logits = forward(chunk, call, last);
-                }
-            } else {
-                logits = forward(chunk, call, last);
-            }
+            logits = forward(chunk, call, last);
             progress.accept(to);
         }
         return logits;

@@ -14,6 +14,8 @@ import com.github.tjake.jlama.tensor.operations.TensorOperationsProvider;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.IntStream;
 
 /**
@@ -21,8 +23,15 @@ import java.util.stream.IntStream;
  * attention layers are {@link StarSelfAttention}. Jlama loads the weights and runs embeddings, norms, projections and
  * the MLP; attention, positions and the KV cache are ours. Forward passes go through {@link #forward(int[],
  * AttentionCall)}, never through Jlama's {@code generate}.
+ *
+ * <p><b>One pass at a time.</b> Jlama's {@code MLPBlock} keeps per-layer scratch arrays in fields, so two forward
+ * passes in one layer's MLP at once mix their results (in parallel chats they crashed its native GEMMs). Passes
+ * therefore take turns on this model; a pass that waits for remote partial attention ({@link #awaitRemote}) steps
+ * aside meanwhile, so other sessions, and a failover that re-encodes blocks here, run while the network works.
  */
 public final class StarLlamaModel extends LlamaModel {
+
+    private final ReentrantLock passes = new ReentrantLock();
 
     public StarLlamaModel(InferenceType type, Config config, WeightLoader weights, Tokenizer tokenizer,
                           DType workingDType, DType workingQType, Optional<DType> modelQType) {
@@ -69,19 +78,42 @@ public final class StarLlamaModel extends LlamaModel {
      * hidden states {@code [tokens][embeddingLength]} (the caller closes the tensor).
      */
     public AbstractTensor forward(int[] tokens, AttentionCall call) {
+        passes.lock();
         call.bind();
         try {
             return forward(embedInput.batchInputsToEmbeddings(tokens, 0), 0, null, Optional.empty());
         } finally {
             AttentionCall.unbind();
+            passes.unlock();
         }
     }
 
     /** Logits (before any softmax) of row {@code row} of the hidden states {@code hidden}. */
     public float[] logits(AbstractTensor hidden, int row) {
+        passes.lock();
         try (AbstractTensor h = makeDenseTensor(1, c.embeddingLength)) {
             h.copyFrom(hidden, row * c.embeddingLength, 0, c.embeddingLength);
             return logitsOfRow(h);
+        } finally {
+            passes.unlock();
+        }
+    }
+
+    /**
+     * Waits for {@code remote} (called by an attention layer inside a pass) with the model free for other passes;
+     * takes it back before returning. Safe at that point: no Jlama layer is half-way through its scratch state.
+     */
+    <T> T awaitRemote(CompletableFuture<T> remote) {
+        int holds = passes.getHoldCount();
+        for (int i = 0; i < holds; i++) {
+            passes.unlock();
+        }
+        try {
+            return remote.join();
+        } finally {
+            for (int i = 0; i < holds; i++) {
+                passes.lock();
+            }
         }
     }
 

@@ -97,7 +97,7 @@ public final class StarSelfAttention extends CausalSelfAttention {
         List<PartialAttention> parts = new ArrayList<>(local.size() + 4);
         if (remote != null) {
             try {
-                parts.addAll(remote.join());
+                parts.addAll(model.awaitRemote(remote));
             } catch (CompletionException e) {
                 throw e.getCause() instanceof RuntimeException re ? re : e;
             }
