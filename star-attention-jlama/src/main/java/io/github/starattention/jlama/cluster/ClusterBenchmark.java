@@ -37,7 +37,8 @@ public final class ClusterBenchmark {
      * @param hostCounts context-host JVM counts to try
      * @param threads threads of this JVM (already applied to the model) and of each host
      * @param star block plan of the star runs (block count or size, anchor size, device); distributed runs raise the
-     *     block count to {@code hosts + 1} when it is lower, in-process global runs use one block
+     *     block count to a multiple of {@code hosts + 1} ({@link ClusterEngine#balanced}), in-process global runs use
+     *     one block
      * @param maxNewTokens tokens to generate (greedy); decoding speed is over these
      * @param warmupTokens context length of the warm-up run of each configuration
      * @param global also run the in-process engine in global mode
@@ -75,27 +76,25 @@ public final class ClusterBenchmark {
         EngineOptions star = config.star();
         out.printf(Locale.ROOT, "star: %s, anchor %s%n", star.blockSize() > 0 ? "blocks of " + star.blockSize() + " tokens"
                 : "at least " + star.blocks() + " blocks", star.anchorSize() < 0 ? "= block" : star.anchorSize() + " tokens");
-        try (LocalEngine e = LocalEngine.create(model, local(Mode.STAR, 0))) {
+        try (LocalEngine e = LocalEngine.create(model, local(Mode.STAR))) {
             warmUp(e, star.blocks());
         }
         if (config.global()) {
-            rows.add(measureLocal(Mode.GLOBAL, 1));
+            rows.add(measureLocal(Mode.GLOBAL));
         }
-        rows.add(measureLocal(Mode.STAR, 0));
+        rows.add(measureLocal(Mode.STAR));
         for (int n : config.hostCounts()) {
-            rows.add(measureCluster(n, n + 1));
+            rows.add(measureCluster(n));
         }
         printTable(rows);
         return rows;
     }
 
-    /** The star options with {@code mode}, at least {@code minBlocks} blocks (1 for global). */
-    private EngineOptions local(Mode mode, int minBlocks) {
+    /** The star options with {@code mode} and this run's threads (one block for global). */
+    private EngineOptions local(Mode mode) {
         EngineOptions.Builder b = config.star().toBuilder().mode(mode).threads(config.threads());
         if (mode == Mode.GLOBAL) {
             b.blocks(1);
-        } else if (config.star().blockSize() == 0 && config.star().blocks() < minBlocks) {
-            b.blocks(minBlocks);
         }
         return b.build();
     }
@@ -109,10 +108,10 @@ public final class ClusterBenchmark {
         }
     }
 
-    private Row measureLocal(Mode mode, int minBlocks) {
+    private Row measureLocal(Mode mode) {
         String name = "in-process " + mode.name().toLowerCase(Locale.ROOT);
         out.printf("running %s...%n", name);
-        try (LocalEngine e = LocalEngine.create(model, local(mode, minBlocks));
+        try (LocalEngine e = LocalEngine.create(model, local(mode));
              ContextSession s = e.prefill(config.contextTokens(), PrefillListener.NONE)) {
             Generation g = s.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()), TokenListener.NONE);
             if (mode == Mode.STAR) {
@@ -123,14 +122,14 @@ public final class ClusterBenchmark {
         }
     }
 
-    private Row measureCluster(int hosts, int blocks) {
+    private Row measureCluster(int hosts) {
         String name = hosts + " host JVM" + (hosts == 1 ? "" : "s");
         out.printf("running %s x %d threads + query host...%n", name, config.threads());
         ClusterOptions.Host h = config.host();
         ClusterOptions.Host host = new ClusterOptions.Host(h.model(), config.threads(), h.weights(), h.device(),
                 h.maxSessions());
         long t0 = System.nanoTime();
-        EngineOptions options = local(Mode.STAR, blocks);
+        EngineOptions options = ClusterEngine.balanced(local(Mode.STAR), hosts);
         try (ClusterEngine e = ClusterEngine.withLocalHosts(model, options, hosts, host)) {
             out.printf(Locale.ROOT, "  %d host(s) up in %.1f s%n", hosts, (System.nanoTime() - t0) / 1e9);
             warmUp(e, options.blocks());

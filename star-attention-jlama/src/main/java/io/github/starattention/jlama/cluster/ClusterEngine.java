@@ -124,7 +124,8 @@ public final class ClusterEngine implements StarAttentionEngine {
     /**
      * Spawns {@code hosts} context-host JVMs on {@code 127.0.0.1} ({@link LocalCluster}), waits until they serve
      * (at most {@code -Dstar.attention.hostWaitMs}, default 180 s), and joins them as the query host; closing the
-     * engine stops them.
+     * engine stops them. {@code -Dstar.attention.hostJvmArgs="..."} adds JVM options to every host (space-separated,
+     * e.g. {@code -Xmx4g} or a flight recording).
      *
      * @param host what the hosts serve (model folder, threads, weights, device)
      */
@@ -138,7 +139,8 @@ public final class ClusterEngine implements StarAttentionEngine {
         // the hosts share this machine's cores: a heartbeat that is late by many seconds means a busy JVM (warming up,
         // encoding), not a dead one, and a killed host is noticed anyway when its connections close
         base = base.withFailureDetectionAtLeast(60);
-        LocalCluster local = LocalCluster.start(hosts, base, null, List.of());
+        String extra = System.getProperty("star.attention.hostJvmArgs", "").strip();
+        LocalCluster local = LocalCluster.start(hosts, base, null, extra.isEmpty() ? List.of() : List.of(extra.split("\\s+")));
         try {
             local.awaitReady();
             ClusterEngine engine = start(model, options, local.queryHostOptions(), hosts);
@@ -263,16 +265,28 @@ public final class ClusterEngine implements StarAttentionEngine {
                     + "'./star-attention host --config FILE'");
         }
         int planHosts = use.size() + 1;
-        EngineOptions eff = options;
-        if (eff.blockSize() == 0 && eff.blocks() < planHosts) {
-            log.info("raising the block count from {} to {}: every one of the {} hosts needs a block", eff.blocks(),
-                    planHosts, planHosts);
-            eff = eff.toBuilder().blocks(planHosts).build();
+        EngineOptions eff = balanced(options, use.size());
+        if (eff.blocks() != options.blocks()) {
+            log.info("raising the block count from {} to {}: each of the {} hosts encodes as many blocks as the others",
+                    options.blocks(), eff.blocks(), planHosts);
         }
         BlockPlan plan = eff.plan(contextTokens.length, planHosts);
         ClusterContextSession s = new ClusterContextSession(this, plan, contextTokens, use, listener);
         sessions.add(s);
         return s;
+    }
+
+    /**
+     * The options a context spread over {@code contextHosts} context hosts and the query host is planned with: a block
+     * count (not a block size) is raised to the next multiple of the {@code contextHosts + 1} hosts, so that every host
+     * encodes as many blocks as the others (a host with one block more would set the time of phase 1).
+     */
+    public static EngineOptions balanced(EngineOptions options, int contextHosts) {
+        int hosts = contextHosts + 1;
+        if (options.blockSize() > 0 || options.blocks() % hosts == 0) {
+            return options;
+        }
+        return options.toBuilder().blocks((options.blocks() / hosts + 1) * hosts).build();
     }
 
     /** Sessions open now. */

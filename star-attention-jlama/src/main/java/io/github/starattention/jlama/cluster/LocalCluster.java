@@ -23,6 +23,10 @@ import org.slf4j.LoggerFactory;
  * flags, in a cluster of its own (a random cluster name, free Hazelcast ports, all members listed explicitly). The
  * query host joins with {@link #queryHostOptions()}.
  *
+ * <p>The children share this machine's cores, so a child of {@code host.threads = N} is started as a JVM of N
+ * processors ({@code -XX:ActiveProcessorCount}): its garbage collector, JIT compilers and common ForkJoin pool (where
+ * Jlama's parallel streams run) size themselves to its share instead of each claiming the whole machine.
+ *
  * <p>Children never outlive this JVM: {@link #close()} stops them (SIGTERM, then {@code destroyForcibly}), a shutdown
  * hook does the same if this JVM exits without closing, and each child exits by itself when its parent process dies.
  */
@@ -213,6 +217,9 @@ public final class LocalCluster implements AutoCloseable {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(JVM_FLAGS);
+        if (o.host().threads() > 0) {
+            cmd.add("-XX:ActiveProcessorCount=" + o.host().threads());
+        }
         String home = System.getProperty("star.attention.home");
         if (home != null) {
             cmd.add("-Dstar.attention.home=" + home);
