@@ -38,6 +38,10 @@ public final class ClusterBenchCommand implements Callable<Integer> {
             description = "Context length of each configuration's warm-up. Default: ${DEFAULT-VALUE}.")
     int warmupTokens;
 
+    @Option(names = "--runs", defaultValue = "2", paramLabel = "N",
+            description = "Measured runs of each configuration after its warm-up; the fastest is reported. Default: ${DEFAULT-VALUE}.")
+    int runs;
+
     @Option(names = "--no-global", description = "Skip the in-process global run (the slowest one).")
     boolean noGlobal;
 
@@ -76,7 +80,8 @@ public final class ClusterBenchCommand implements Callable<Integer> {
             ClusterOptions.Host host = new ClusterOptions.Host(common.modelDir().toAbsolutePath(), common.threadCount(),
                     common.weights.name(), common.device, 4);
             new ClusterBenchmark(model, new ClusterBenchmark.Config(ctx, split.queryTokens(), hosts, common.threadCount(),
-                    common.engineOptions(Mode.STAR), maxNewTokens, warmupTokens, !noGlobal, !noVerify, host), System.out).run();
+                    common.engineOptions(Mode.STAR), maxNewTokens, warmupTokens, !noGlobal, !noVerify, host, runs),
+                    System.out).run();
         }
         return 0;
     }

@@ -25,7 +25,9 @@ import java.util.Map;
  * with the same threads per JVM, on the same context and question. Ratios are taken within the run.
  *
  * <p>The query host is this JVM; it holds the last block (so {@code n} context hosts make a plan of {@code n + 1}
- * hosts) and its threads are the same as each host's. Every configuration is warmed up on a short context first.
+ * hosts) and its threads are the same as each host's. Every configuration is warmed up on a short context first,
+ * then measured {@code runs} times; the table shows its fastest run (time to first token), so that a JIT compilation
+ * or a noisy neighbour in one run does not decide a ratio.
  */
 public final class ClusterBenchmark {
 
@@ -44,9 +46,16 @@ public final class ClusterBenchmark {
      * @param global also run the in-process engine in global mode
      * @param verify compare distributed answers with the in-process star answer of the same block plan
      * @param host what the spawned hosts serve (model, weights, device; threads are set to {@code threads})
+     * @param runs measured runs of each configuration (at least 1); the fastest is reported
      */
     public record Config(int[] contextTokens, int[] query, List<Integer> hostCounts, int threads, EngineOptions star,
-                         int maxNewTokens, int warmupTokens, boolean global, boolean verify, ClusterOptions.Host host) {
+                         int maxNewTokens, int warmupTokens, boolean global, boolean verify, ClusterOptions.Host host,
+                         int runs) {
+        public Config {
+            if (runs < 1) {
+                throw new IllegalArgumentException("runs must be at least 1, got " + runs);
+            }
+        }
     }
 
     /** One configuration's result. */
@@ -111,15 +120,22 @@ public final class ClusterBenchmark {
     private Row measureLocal(Mode mode) {
         String name = "in-process " + mode.name().toLowerCase(Locale.ROOT);
         out.printf("running %s...%n", name);
-        try (LocalEngine e = LocalEngine.create(model, local(mode));
-             ContextSession s = e.prefill(config.contextTokens(), PrefillListener.NONE)) {
-            Generation g = s.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()), TokenListener.NONE);
-            if (mode == Mode.STAR) {
-                starAnswers.put(s.plan().blockCount(), g.tokens());
+        Row best = null;
+        try (LocalEngine e = LocalEngine.create(model, local(mode))) {
+            for (int run = 1; run <= config.runs(); run++) {
+                try (ContextSession s = e.prefill(config.contextTokens(), PrefillListener.NONE)) {
+                    Generation g = s.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()),
+                            TokenListener.NONE);
+                    if (mode == Mode.STAR) {
+                        starAnswers.put(s.plan().blockCount(), g.tokens());
+                    }
+                    Row r = new Row(name, 0, s.plan().blockCount(), s.prefillMillis(), s.prefillMillis() + g.ttftMillis(),
+                            g.decodeTokensPerSecond(), g.tokens().length, 0, 0, 0, null);
+                    best = faster(best, r, run);
+                }
             }
-            return new Row(name, 0, s.plan().blockCount(), s.prefillMillis(), s.prefillMillis() + g.ttftMillis(),
-                    g.decodeTokensPerSecond(), g.tokens().length, 0, 0, 0, null);
         }
+        return best;
     }
 
     private Row measureCluster(int hosts) {
@@ -130,37 +146,53 @@ public final class ClusterBenchmark {
                 h.maxSessions());
         long t0 = System.nanoTime();
         EngineOptions options = ClusterEngine.balanced(local(Mode.STAR), hosts);
+        Row best = null;
+        boolean allEqual = true;
         try (ClusterEngine e = ClusterEngine.withLocalHosts(model, options, hosts, host)) {
             out.printf(Locale.ROOT, "  %d host(s) up in %.1f s%n", hosts, (System.nanoTime() - t0) / 1e9);
             warmUp(e, options.blocks());
-            try (ClusterContextSession s = e.prefillSession(config.contextTokens(), PrefillListener.NONE)) {
-                out.printf(Locale.ROOT, "  phase 1: %.0f ms (this query host %.0f ms; context hosts %s)%n", s.prefillMillis(),
-                        s.localPrefillMillis(), hostMillis(s.hostPrefillMillis()));
-                long[] w0 = e.wireBytes();
-                Generation g = s.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()), TokenListener.NONE);
-                long[] w1 = e.wireBytes();
-                ClusterContextSession.Traffic t = s.lastTraffic();
-                double wire = t.tokens() == 0 ? 0 : (double) (w1[0] - w0[0] + w1[1] - w0[1]) / t.tokens();
-                Boolean equal = null;
-                if (config.verify()) {
-                    int[] want = starAnswers.get(s.plan().blockCount());
-                    if (want == null) {
-                        out.printf("  computing the in-process star answer with %d blocks for comparison...%n",
-                                s.plan().blockCount());
-                        try (LocalEngine le = LocalEngine.create(model, options);
-                             ContextSession ls = le.prefill(config.contextTokens(), PrefillListener.NONE)) {
-                            want = ls.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()),
-                                    TokenListener.NONE).tokens();
-                        }
-                        starAnswers.put(s.plan().blockCount(), want);
+            for (int run = 1; run <= config.runs(); run++) {
+                try (ClusterContextSession s = e.prefillSession(config.contextTokens(), PrefillListener.NONE)) {
+                    out.printf(Locale.ROOT, "  phase 1: %.0f ms (this query host %.0f ms; context hosts %s)%n",
+                            s.prefillMillis(), s.localPrefillMillis(), hostMillis(s.hostPrefillMillis()));
+                    long[] w0 = e.wireBytes();
+                    Generation g = s.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()),
+                            TokenListener.NONE);
+                    long[] w1 = e.wireBytes();
+                    ClusterContextSession.Traffic t = s.lastTraffic();
+                    double wire = t.tokens() == 0 ? 0 : (double) (w1[0] - w0[0] + w1[1] - w0[1]) / t.tokens();
+                    if (config.verify()) {
+                        allEqual &= Arrays.equals(inProcessStarAnswer(options, s.plan().blockCount()), g.tokens());
                     }
-                    equal = Arrays.equals(want, g.tokens());
+                    Row r = new Row(name, hosts, s.plan().blockCount(), s.prefillMillis(),
+                            s.prefillMillis() + g.ttftMillis(), g.decodeTokensPerSecond(), g.tokens().length,
+                            t.bytesPerToken(), t.bytesPerLayerPerToken(), wire, null);
+                    best = faster(best, r, run);
                 }
-                return new Row(name, hosts, s.plan().blockCount(), s.prefillMillis(), s.prefillMillis() + g.ttftMillis(),
-                        g.decodeTokensPerSecond(), g.tokens().length, t.bytesPerToken(), t.bytesPerLayerPerToken(), wire,
-                        equal);
             }
         }
+        return new Row(best.name(), best.contextHosts(), best.blocks(), best.prefillMs(), best.ttftMs(), best.decodeTps(),
+                best.generated(), best.bytesPerToken(), best.bytesPerLayerPerToken(), best.wireBytesPerToken(),
+                config.verify() ? allEqual : null);
+    }
+
+    /** The in-process star answer with {@code blocks} blocks (computed once per block count). */
+    private int[] inProcessStarAnswer(EngineOptions options, int blocks) {
+        return starAnswers.computeIfAbsent(blocks, b -> {
+            out.printf("  computing the in-process star answer with %d blocks for comparison...%n", b);
+            try (LocalEngine le = LocalEngine.create(model, options);
+                 ContextSession ls = le.prefill(config.contextTokens(), PrefillListener.NONE)) {
+                return ls.generate(config.query(), GenerationOptions.greedy(config.maxNewTokens()), TokenListener.NONE)
+                        .tokens();
+            }
+        });
+    }
+
+    /** Prints run {@code run}'s time to first token and returns the faster of {@code best} and {@code r}. */
+    private Row faster(Row best, Row r, int run) {
+        out.printf(Locale.ROOT, "  run %d/%d: TTFT %.0f ms, decode %.1f tokens/s%n", run, config.runs(), r.ttftMs(),
+                r.decodeTps());
+        return best == null || r.ttftMs() < best.ttftMs() ? r : best;
     }
 
     private static String hostMillis(Map<String, Double> millis) {

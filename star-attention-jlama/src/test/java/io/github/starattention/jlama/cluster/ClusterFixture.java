@@ -79,10 +79,15 @@ final class ClusterFixture {
         return TestData.referenceQuery(model(), example(id));
     }
 
-    /** Tokens of the in-process engine in star mode, same plan, greedy; cached. */
+    /** Tokens of the in-process engine in star mode, {@link #BLOCKS} blocks, greedy; cached. */
     static int[] reference(String contextId, String queryId, int maxNewTokens) {
-        return REFERENCES.computeIfAbsent(contextId + "|" + queryId + "|" + maxNewTokens, k -> {
-            try (LocalEngine e = LocalEngine.create(model(), star());
+        return reference(contextId, queryId, maxNewTokens, BLOCKS);
+    }
+
+    /** Tokens of the in-process engine in star mode with {@code blocks} blocks, greedy; cached. */
+    static int[] reference(String contextId, String queryId, int maxNewTokens, int blocks) {
+        return REFERENCES.computeIfAbsent(contextId + "|" + queryId + "|" + maxNewTokens + "|" + blocks, k -> {
+            try (LocalEngine e = LocalEngine.create(model(), star().toBuilder().blocks(blocks).build());
                  ContextSession s = e.prefill(context(contextId), PrefillListener.NONE)) {
                 return s.generate(query(queryId), GenerationOptions.greedy(maxNewTokens), TokenListener.NONE).tokens();
             }

@@ -193,8 +193,9 @@ class ClusterIT {
         try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
             assertThat(s.hostCount()).isEqualTo(2);
             assertThat(s.placement()).containsOnlyKeys("host-2", "host-" + added);
+            assertThat(s.plan().blockCount()).as("4 blocks raised to a multiple of 3 hosts").isEqualTo(6);
             assertThat(s.generate(query(id), GenerationOptions.greedy(24), TokenListener.NONE).tokens())
-                    .containsExactly(reference(id, id, 24));
+                    .containsExactly(reference(id, id, 24, 6));
         }
     }
 
