@@ -62,6 +62,10 @@ public final class ClusterBenchmark {
     public record Row(String name, int contextHosts, int blocks, double prefillMs, double ttftMs, double decodeTps,
                       int generated, double bytesPerToken, double bytesPerLayerPerToken, double wireBytesPerToken,
                       Boolean equalToInProcess) {
+        Row withEqualToInProcess(Boolean equal) {
+            return new Row(name, contextHosts, blocks, prefillMs, ttftMs, decodeTps, generated, bytesPerToken,
+                    bytesPerLayerPerToken, wireBytesPerToken, equal);
+        }
     }
 
     private final StarAttentionModel model;
@@ -171,9 +175,7 @@ public final class ClusterBenchmark {
                 }
             }
         }
-        return new Row(best.name(), best.contextHosts(), best.blocks(), best.prefillMs(), best.ttftMs(), best.decodeTps(),
-                best.generated(), best.bytesPerToken(), best.bytesPerLayerPerToken(), best.wireBytesPerToken(),
-                config.verify() ? allEqual : null);
+        return best.withEqualToInProcess(config.verify() ? allEqual : null);
     }
 
     /** The in-process star answer with {@code blocks} blocks (computed once per block count). */

@@ -242,7 +242,6 @@ public final class ContextHost implements AutoCloseable {
                     return;
                 }
             }
-            s.touch();
             long nanos = System.nanoTime() - t0;
             log.info("session {}: encoded blocks {} ({} tokens) in {} ms; {} session(s), {} MiB KV", p.session(),
                     missing.stream().map(Block::index).toList(), missing.stream().mapToInt(Block::length).sum(),
