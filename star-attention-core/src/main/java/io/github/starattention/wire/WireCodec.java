@@ -20,7 +20,7 @@ public final class WireCodec {
     /** {@code 'S','A','W','1'} read as a little-endian int. */
     public static final int MAGIC = 0x31574153;
     /** Protocol version; a frame of another version is rejected. */
-    public static final byte VERSION = 1;
+    public static final byte VERSION = 2;
     /** Header bytes before the payload. */
     public static final int HEADER_BYTES = 12;
     /** Longest string field, in UTF-8 bytes. */
@@ -62,6 +62,7 @@ public final class WireCodec {
                 b.putInt(p.blockSize()).putInt(p.anchorSize()).putInt(p.hosts());
                 writeInts(b, p.blocks());
                 writeInts(b, p.tokens());
+                writeString(b, p.anchorFrom());
             }
             case WireMessage.PrefillReply p -> {
                 writeUuid(b, p.session());
@@ -82,6 +83,15 @@ public final class WireCodec {
             }
             case WireMessage.ReleaseRequest r -> writeUuid(b, r.session());
             case WireMessage.ReleaseReply r -> b.putLong(r.freedBytes()).putInt(r.sessions());
+            case WireMessage.AnchorRequest r -> {
+                writeUuid(b, r.session());
+                b.putInt(r.layer());
+            }
+            case WireMessage.AnchorReply r -> {
+                b.putInt(r.layer()).putInt(r.tokens()).putInt(r.kvHeads()).putInt(r.headDim());
+                putFloats(b, r.k(), r.k().length);
+                putFloats(b, r.v(), r.v().length);
+            }
         }
         if (b.position() - start != size) {
             throw new IllegalStateException("encoded " + (b.position() - start) + " bytes, expected " + size);
@@ -95,7 +105,7 @@ public final class WireCodec {
             case WireMessage.HostInfo h -> stringSize(h.nodeId()) + stringSize(h.name()) + stringSize(h.modelId())
                     + stringSize(h.kernel()) + 4 + 4 + 8;
             case WireMessage.PrefillRequest p -> 16L + stringSize(p.owner()) + 12 + intsSize(p.blocks().length)
-                    + intsSize(p.tokens().length);
+                    + intsSize(p.tokens().length) + stringSize(p.anchorFrom());
             case WireMessage.PrefillReply p -> 16L + intsSize(p.blocks().length) + 16;
             case WireMessage.AttendRequest a -> 16L + 4 + intsSize(a.blocks().length) + querySize(a.query());
             case WireMessage.AttendReply a -> {
@@ -107,6 +117,8 @@ public final class WireCodec {
             }
             case WireMessage.ReleaseRequest r -> 16L;
             case WireMessage.ReleaseReply r -> 12L;
+            case WireMessage.AnchorRequest r -> 20L;
+            case WireMessage.AnchorReply r -> 16L + 8L * r.k().length;
         };
         if (n > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("message too large for one frame: " + n + " bytes");
@@ -156,7 +168,7 @@ public final class WireCodec {
                         readString(b), b.getInt(), b.getInt(), b.getLong());
                 case WireMessage.PREFILL_REQUEST -> new WireMessage.PrefillRequest(readUuid(b), readString(b),
                         positive(b.getInt(), "block size"), nonNegative(b.getInt(), "anchor size"),
-                        positive(b.getInt(), "hosts"), readInts(b), readInts(b));
+                        positive(b.getInt(), "hosts"), readInts(b), readInts(b), readString(b));
                 case WireMessage.PREFILL_REPLY -> new WireMessage.PrefillReply(readUuid(b), readInts(b), b.getLong(),
                         b.getLong());
                 case WireMessage.ATTEND_REQUEST -> new WireMessage.AttendRequest(readUuid(b),
@@ -172,6 +184,16 @@ public final class WireCodec {
                 }
                 case WireMessage.RELEASE_REQUEST -> new WireMessage.ReleaseRequest(readUuid(b));
                 case WireMessage.RELEASE_REPLY -> new WireMessage.ReleaseReply(b.getLong(), b.getInt());
+                case WireMessage.ANCHOR_REQUEST -> new WireMessage.AnchorRequest(readUuid(b), nonNegative(b.getInt(), "layer"));
+                case WireMessage.ANCHOR_REPLY -> {
+                    int layer = nonNegative(b.getInt(), "layer");
+                    int tokens = nonNegative(b.getInt(), "anchor tokens");
+                    int heads = dim(b.getInt(), "KV heads");
+                    int d = dim(b.getInt(), "head dimension");
+                    long n = (long) tokens * heads * d;
+                    need(b, 8L * n, "anchor KV of " + tokens + " x " + heads + " x " + d);
+                    yield new WireMessage.AnchorReply(layer, tokens, heads, d, getFloats(b, (int) n), getFloats(b, (int) n));
+                }
                 default -> throw new WireFormatException("unknown message type " + type);
             };
             if (b.hasRemaining()) {

@@ -24,6 +24,8 @@ public sealed interface WireMessage {
     byte ATTEND_REPLY = 6;
     byte RELEASE_REQUEST = 7;
     byte RELEASE_REPLY = 8;
+    byte ANCHOR_REQUEST = 9;
+    byte ANCHOR_REPLY = 10;
 
     /** The message type byte of the frame header. */
     byte type();
@@ -74,14 +76,17 @@ public sealed interface WireMessage {
      * @param hosts hosts of the plan
      * @param blocks indices of the blocks to encode, increasing
      * @param tokens all context tokens (BOS first); the host reads the anchor and its blocks from them
+     * @param anchorFrom node id of the host that encodes block 0 of this session and serves its anchor's KV
+     *     ({@link AnchorRequest}); empty to encode the anchor here
      */
     record PrefillRequest(UUID session, String owner, int blockSize, int anchorSize, int hosts, int[] blocks,
-                          int[] tokens) implements WireMessage {
+                          int[] tokens, String anchorFrom) implements WireMessage {
         public PrefillRequest {
             Objects.requireNonNull(session, "session");
             Objects.requireNonNull(owner, "owner");
             Objects.requireNonNull(blocks, "blocks");
             Objects.requireNonNull(tokens, "tokens");
+            Objects.requireNonNull(anchorFrom, "anchorFrom");
         }
 
         @Override
@@ -149,6 +154,43 @@ public sealed interface WireMessage {
         @Override
         public byte type() {
             return RELEASE_REPLY;
+        }
+    }
+
+    /**
+     * Asks the host encoding block 0 of {@code session} for the anchor's K and V at {@code layer}. It answers once
+     * that layer is encoded (a request may arrive before the host's own prefill request), so a host encoding a later
+     * block waits for each layer only as long as block 0's host takes to get there.
+     */
+    record AnchorRequest(UUID session, int layer) implements WireMessage {
+        public AnchorRequest {
+            Objects.requireNonNull(session, "session");
+        }
+
+        @Override
+        public byte type() {
+            return ANCHOR_REQUEST;
+        }
+    }
+
+    /**
+     * The anchor's K and V at {@code layer}: {@code tokens} slots at positions {@code 0..tokens-1}, each
+     * {@code [tokens][kvHeads][headDim]} fp32, post-RoPE.
+     */
+    record AnchorReply(int layer, int tokens, int kvHeads, int headDim, float[] k, float[] v) implements WireMessage {
+        public AnchorReply {
+            Objects.requireNonNull(k, "k");
+            Objects.requireNonNull(v, "v");
+            long n = (long) tokens * kvHeads * headDim;
+            if (k.length != n || v.length != n) {
+                throw new IllegalArgumentException("K and V must hold " + tokens + " x " + kvHeads + " x " + headDim
+                        + " floats, got " + k.length + " and " + v.length);
+            }
+        }
+
+        @Override
+        public byte type() {
+            return ANCHOR_REPLY;
         }
     }
 }

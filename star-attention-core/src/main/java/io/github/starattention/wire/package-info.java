@@ -16,7 +16,8 @@
  * partials equals the in-process one), ints int32, longs int64. Arrays are an int32 count followed by the elements;
  * strings an int16 byte count followed by UTF-8. Tensors are row-major: an {@code AttentionQuery} is
  * {@code tokens, heads, headDim, scale, positions[tokens], q[tokens][heads][headDim]}, a {@code PartialAttention}
- * {@code tokens, heads, headDim, lse[tokens][heads], output[tokens][heads][headDim]}.
+ * {@code tokens, heads, headDim, lse[tokens][heads], output[tokens][heads][headDim]}, an anchor layer
+ * ({@code AnchorReply}) {@code layer, tokens, kvHeads, headDim, k[tokens][kvHeads][headDim], v[same]}.
  *
  * <p>Decoding is strict: a wrong magic or version, an unknown type, a length that does not match, a negative or
  * oversized count, or trailing bytes throw {@link io.github.starattention.wire.WireFormatException}; sizes are checked

@@ -88,18 +88,44 @@ class WireCodecTest {
         assertThat(info).isEqualTo(new WireMessage.HostInfo("node-é", "host-1", "llama:abc", "cpu", 4, 2, 1L << 40));
         assertThat(roundTrip(new WireMessage.InfoRequest())).isInstanceOf(WireMessage.InfoRequest.class);
         var prefill = roundTrip(new WireMessage.PrefillRequest(SESSION, "owner", 256, 128, 3, new int[] {1, 2},
-                new int[] {1, 5, 6, 7}));
+                new int[] {1, 5, 6, 7}, "host-0-id"));
         assertThat(prefill.owner()).isEqualTo("owner");
         assertThat(prefill.blockSize()).isEqualTo(256);
         assertThat(prefill.anchorSize()).isEqualTo(128);
         assertThat(prefill.hosts()).isEqualTo(3);
         assertThat(prefill.blocks()).containsExactly(1, 2);
         assertThat(prefill.tokens()).containsExactly(1, 5, 6, 7);
+        assertThat(prefill.anchorFrom()).isEqualTo("host-0-id");
         var done = roundTrip(new WireMessage.PrefillReply(SESSION, new int[] {1}, 99, 7));
         assertThat(done.blocks()).containsExactly(1);
         assertThat(done.kvBytes()).isEqualTo(99);
         assertThat(roundTrip(new WireMessage.ReleaseRequest(SESSION)).session()).isEqualTo(SESSION);
         assertThat(roundTrip(new WireMessage.ReleaseReply(10, 1))).isEqualTo(new WireMessage.ReleaseReply(10, 1));
+    }
+
+    @Test
+    void anchorMessagesRoundTripBitExactly() {
+        var request = roundTrip(new WireMessage.AnchorRequest(SESSION, 7));
+        assertThat(request).isEqualTo(new WireMessage.AnchorRequest(SESSION, 7));
+        float[] k = {1.5f, -0f, Float.MIN_VALUE, 3e38f, -7.25f, 0.1f};
+        float[] v = {Float.NaN, 2f, -3f, 4f, 5f, 6f};
+        var reply = roundTrip(new WireMessage.AnchorReply(3, 3, 1, 2, k, v));
+        assertThat(reply.layer()).isEqualTo(3);
+        assertThat(reply.tokens()).isEqualTo(3);
+        assertThat(reply.kvHeads()).isEqualTo(1);
+        assertThat(reply.headDim()).isEqualTo(2);
+        for (int i = 0; i < k.length; i++) {
+            assertThat(Float.floatToRawIntBits(reply.k()[i])).isEqualTo(Float.floatToRawIntBits(k[i]));
+            assertThat(Float.floatToRawIntBits(reply.v()[i])).isEqualTo(Float.floatToRawIntBits(v[i]));
+        }
+        assertThat(WireCodec.encode(reply)).hasSize(WireCodec.HEADER_BYTES + 16 + 2 * 4 * 6);
+        assertThatThrownBy(() -> new WireMessage.AnchorReply(0, 2, 1, 2, k, v))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("2 x 1 x 2");
+
+        byte[] frame = WireCodec.encode(reply);
+        ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN).putInt(WireCodec.HEADER_BYTES + 4, 1 << 20);
+        assertThatThrownBy(() -> WireCodec.decode(frame)).isInstanceOf(WireFormatException.class)
+                .hasMessageContaining("anchor KV");
     }
 
     @Test
@@ -178,7 +204,7 @@ class WireCodecTest {
     @Test
     void hostileCountsAreRejectedBeforeAllocating() {
         byte[] frame = WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 4, 4, 1, new int[] {0},
-                new int[] {1, 2, 3}));
+                new int[] {1, 2, 3}, ""));
         ByteBuffer le = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN);
         int blocksCountAt = WireCodec.HEADER_BYTES + 16 + 2 + 1 + 12;
         assertThat(le.getInt(blocksCountAt)).isEqualTo(1);

@@ -42,6 +42,10 @@ public final class ClusterBenchCommand implements Callable<Integer> {
             description = "Measured runs of each configuration after its warm-up; the fastest is reported. Default: ${DEFAULT-VALUE}.")
     int runs;
 
+    @Option(names = "--compare-anchor-sharing",
+            description = "Also run each host count with every host encoding the anchor itself (no anchor sharing).")
+    boolean compareAnchorSharing;
+
     @Option(names = "--no-global", description = "Skip the in-process global run (the slowest one).")
     boolean noGlobal;
 
@@ -80,7 +84,8 @@ public final class ClusterBenchCommand implements Callable<Integer> {
             ClusterOptions.Host host = new ClusterOptions.Host(common.modelDir().toAbsolutePath(), common.threadCount(),
                     common.weights.name(), common.device, 4);
             new ClusterBenchmark(model, new ClusterBenchmark.Config(ctx, split.queryTokens(), hosts, common.threadCount(),
-                    common.engineOptions(Mode.STAR), maxNewTokens, warmupTokens, !noGlobal, !noVerify, host, runs),
+                    common.engineOptions(Mode.STAR), maxNewTokens, warmupTokens, !noGlobal, !noVerify, host, runs,
+                    compareAnchorSharing),
                     System.out).run();
         }
         return 0;

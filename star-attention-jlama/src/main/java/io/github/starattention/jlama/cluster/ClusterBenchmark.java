@@ -47,10 +47,12 @@ public final class ClusterBenchmark {
      * @param verify compare distributed answers with the in-process star answer of the same block plan
      * @param host what the spawned hosts serve (model, weights, device; threads are set to {@code threads})
      * @param runs measured runs of each configuration (at least 1); the fastest is reported
+     * @param compareAnchorSharing also run each host count with every host encoding the anchor itself
+     *     ({@link ClusterOptions#shareAnchor} off)
      */
     public record Config(int[] contextTokens, int[] query, List<Integer> hostCounts, int threads, EngineOptions star,
                          int maxNewTokens, int warmupTokens, boolean global, boolean verify, ClusterOptions.Host host,
-                         int runs) {
+                         int runs, boolean compareAnchorSharing) {
         public Config {
             if (runs < 1) {
                 throw new IllegalArgumentException("runs must be at least 1, got " + runs);
@@ -97,7 +99,10 @@ public final class ClusterBenchmark {
         }
         rows.add(measureLocal(Mode.STAR));
         for (int n : config.hostCounts()) {
-            rows.add(measureCluster(n));
+            rows.add(measureCluster(n, true));
+            if (config.compareAnchorSharing()) {
+                rows.add(measureCluster(n, false));
+            }
         }
         printTable(rows);
         return rows;
@@ -142,8 +147,8 @@ public final class ClusterBenchmark {
         return best;
     }
 
-    private Row measureCluster(int hosts) {
-        String name = hosts + " host JVM" + (hosts == 1 ? "" : "s");
+    private Row measureCluster(int hosts, boolean shareAnchor) {
+        String name = hosts + " host JVM" + (hosts == 1 ? "" : "s") + (shareAnchor ? "" : " (no anchor sharing)");
         out.printf("running %s x %d threads + query host...%n", name, config.threads());
         ClusterOptions.Host h = config.host();
         ClusterOptions.Host host = new ClusterOptions.Host(h.model(), config.threads(), h.weights(), h.device(),
@@ -152,7 +157,7 @@ public final class ClusterBenchmark {
         EngineOptions options = ClusterEngine.balanced(local(Mode.STAR), hosts);
         Row best = null;
         boolean allEqual = true;
-        try (ClusterEngine e = ClusterEngine.withLocalHosts(model, options, hosts, host)) {
+        try (ClusterEngine e = ClusterEngine.withLocalHosts(model, options, hosts, host, shareAnchor)) {
             out.printf(Locale.ROOT, "  %d host(s) up in %.1f s%n", hosts, (System.nanoTime() - t0) / 1e9);
             warmUp(e, options.blocks());
             for (int run = 1; run <= config.runs(); run++) {

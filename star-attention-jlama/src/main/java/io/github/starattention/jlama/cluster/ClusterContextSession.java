@@ -10,6 +10,7 @@ import io.github.starattention.jlama.PromptTooLongException;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.TokenListener;
 import io.github.starattention.jlama.generation.GenerationLoop;
+import io.github.starattention.jlama.model.AnchorExchange;
 import io.github.starattention.jlama.model.ContextEncoder;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
@@ -29,6 +30,7 @@ import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -94,7 +96,7 @@ public final class ClusterContextSession implements ContextSession {
     private final Map<Integer, KvStore> fallbackStores = new TreeMap<>();
     private final Map<String, Long> remoteKvBytes = new HashMap<>();
     private final Map<String, Double> hostPrefillMillis = new TreeMap<>();
-    private final Set<String> failedNodes = new HashSet<>();
+    private final Set<String> failedNodes = ConcurrentHashMap.newKeySet();
     private final Object recoveryLock = new Object();
     private volatile List<Assignment> assignments;
     private final double prefillMillis;
@@ -142,7 +144,7 @@ public final class ClusterContextSession implements ContextSession {
         try {
             List<Block> mine = plan.blocksOf(plan.queryHost());
             long l0 = System.nanoTime();
-            local = encoder.encodeBlocks(plan, this.context, mine, true, n -> {
+            local = encoder.encodeBlocks(plan, this.context, mine, false, anchorExchange(), n -> {
                 localDone.set(n);
                 listener.onProgress(Math.min(total, n + remoteDone.get()), total);
             });
@@ -405,7 +407,7 @@ public final class ClusterContextSession implements ContextSession {
 
     private CompletableFuture<Assignment> prefillOn(Assignment a) {
         WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(), plan.blockSize(),
-                plan.anchorSize(), plan.hosts(), a.blocks(), context);
+                plan.anchorSize(), plan.hosts(), a.blocks(), context, anchorHost(a.blocks()));
         prefillBytes.add(WireCodec.encodedSize(request));
         return node.request(a.nodeId(), a.label(), request, engine.cluster().timeouts().prefillMs())
                 .thenApply(reply -> {
@@ -449,7 +451,8 @@ public final class ClusterContextSession implements ContextSession {
                         encodeLocally(failed.blocks());
                     } else {
                         WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(),
-                                plan.blockSize(), plan.anchorSize(), plan.hosts(), failed.blocks(), context);
+                                plan.blockSize(), plan.anchorSize(), plan.hosts(), failed.blocks(), context,
+                                anchorHost(failed.blocks()));
                         prefillBytes.add(WireCodec.encodedSize(request));
                         long timeout = engine.cluster().timeouts().prefillMs();
                         WireMessage reply = node.request(target.nodeId(), target.label(), request, timeout)
@@ -508,7 +511,7 @@ public final class ClusterContextSession implements ContextSession {
 
     private void encodeLocally(int[] blocks) {
         List<Block> list = IntStream.of(blocks).mapToObj(b -> plan.blocks().get(b)).toList();
-        List<KvStore> stores = encoder.encodeBlocks(plan, context, list, true, n -> { });
+        List<KvStore> stores = encoder.encodeBlocks(plan, context, list, false, anchorExchange(), n -> { });
         for (int i = 0; i < blocks.length; i++) {
             KvStore old = fallbackStores.put(blocks[i], stores.get(i));
             if (old != null) {
@@ -540,6 +543,28 @@ public final class ClusterContextSession implements ContextSession {
         }
         next.sort(Comparator.comparingInt(a -> a.blocks()[0]));
         assignments = List.copyOf(next);
+    }
+
+    /**
+     * The node id of the context host that serves the anchor to a host encoding {@code blocks}: the holder of block
+     * 0 while it is a healthy context host, {@code blocks} do not include block 0 and {@link ClusterOptions#shareAnchor}
+     * is on; else empty (encode it there).
+     */
+    private String anchorHost(int[] blocks) {
+        if (!engine.cluster().shareAnchor() || plan.blockCount() < 2 || plan.effectiveAnchor() == 0
+                || IntStream.of(blocks).anyMatch(b -> b == 0)) {
+            return "";
+        }
+        Assignment holder = holderOf(new int[] {0});
+        return holder == null || holder.local() || failedNodes.contains(holder.nodeId()) ? "" : holder.nodeId();
+    }
+
+    /** For encoding blocks on this query host: the anchor from its serving host, if there is one. */
+    private AnchorExchange anchorExchange() {
+        Assignment holder = holderOf(new int[] {0});
+        String from = anchorHost(new int[] {plan.blockCount() - 1});
+        return from.isEmpty() ? AnchorExchange.NONE : new AnchorExchange(new RemoteAnchorFeed(node, from, holder.label(),
+                id, engine.cluster().timeouts().prefillMs()), null);
     }
 
     private Assignment holderOf(int[] blocks) {

@@ -131,6 +131,15 @@ public final class ClusterEngine implements StarAttentionEngine {
      */
     public static ClusterEngine withLocalHosts(StarAttentionModel model, EngineOptions options, int hosts,
                                                ClusterOptions.Host host) {
+        return withLocalHosts(model, options, hosts, host, ClusterOptions.defaults().shareAnchor());
+    }
+
+    /**
+     * {@link #withLocalHosts(StarAttentionModel, EngineOptions, int, ClusterOptions.Host)} with the anchor shared
+     * between hosts in phase 1 or not ({@link ClusterOptions#shareAnchor}).
+     */
+    public static ClusterEngine withLocalHosts(StarAttentionModel model, EngineOptions options, int hosts,
+                                               ClusterOptions.Host host, boolean shareAnchor) {
         ClusterOptions base = ClusterOptions.defaults().withHost(host);
         ClusterOptions.Timeouts t = base.timeouts();
         long wait = Long.getLong("star.attention.hostWaitMs", 180_000); // JVM start + model load + join
@@ -143,7 +152,7 @@ public final class ClusterEngine implements StarAttentionEngine {
         LocalCluster local = LocalCluster.start(hosts, base, null, extra.isEmpty() ? List.of() : List.of(extra.split("\\s+")));
         try {
             local.awaitReady();
-            ClusterEngine engine = start(model, options, local.queryHostOptions(), hosts);
+            ClusterEngine engine = start(model, options, local.queryHostOptions().withShareAnchor(shareAnchor), hosts);
             engine.closeWith(local);
             try {
                 engine.awaitHosts(hosts);

@@ -33,10 +33,15 @@ import java.util.regex.Pattern;
  * @param timeouts every wait is bounded by one of these
  * @param failover re-prefill the blocks of a failed host on a surviving one (or the query host) and finish the
  *     request; when off, a failed host fails the request with a {@link HostFailureException}
+ * @param shareAnchor phase 1: the host encoding block 0 sends the anchor's KV to the hosts encoding the other blocks,
+ *     layer by layer, instead of each of them encoding the anchor again (the same KV, bit for bit). It saves
+ *     {@code a / (a + block)} of their phase-1 compute for {@code a x layers x kvHeads x headDim x 8} bytes per host
+ *     (8 MiB for the bundled model at a 1024-token anchor); turn it off where the network is slower than computing
+ *     the anchor (large models on GPUs). Set on the query host, which plans phase 1.
  * @param host what a context host serves (ignored by the query host except for the model fingerprint)
  */
 public record ClusterOptions(String clusterName, String nodeName, Hazelcast hazelcast, EventBus eventBus, Tls tls,
-                             Timeouts timeouts, boolean failover, Host host) {
+                             Timeouts timeouts, boolean failover, boolean shareAnchor, Host host) {
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
@@ -185,7 +190,7 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
         return new ClusterOptions("star-attention", defaultNodeName(),
                 new Hazelcast("127.0.0.1", 5701, true, List.of("127.0.0.1"), 5),
                 new EventBus("127.0.0.1", 0, null), Tls.off(),
-                new Timeouts(30_000, 600_000, 60_000, 60_000, 600_000), true,
+                new Timeouts(30_000, 600_000, 60_000, 60_000, 600_000), true, true,
                 new Host(null, 0, "F32", "cpu", 16));
     }
 
@@ -194,15 +199,15 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
     }
 
     public ClusterOptions withNodeName(String name) {
-        return new ClusterOptions(clusterName, name, hazelcast, eventBus, tls, timeouts, failover, host);
+        return new ClusterOptions(clusterName, name, hazelcast, eventBus, tls, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withClusterName(String name) {
-        return new ClusterOptions(name, nodeName, hazelcast, eventBus, tls, timeouts, failover, host);
+        return new ClusterOptions(name, nodeName, hazelcast, eventBus, tls, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withHazelcast(Hazelcast h) {
-        return new ClusterOptions(clusterName, nodeName, h, eventBus, tls, timeouts, failover, host);
+        return new ClusterOptions(clusterName, nodeName, h, eventBus, tls, timeouts, failover, shareAnchor, host);
     }
 
     /**
@@ -216,23 +221,27 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
     }
 
     public ClusterOptions withEventBus(EventBus e) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, e, tls, timeouts, failover, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, e, tls, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withTls(Tls t) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, t, timeouts, failover, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, t, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withTimeouts(Timeouts t) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, t, failover, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, t, failover, shareAnchor, host);
     }
 
     public ClusterOptions withFailover(boolean f) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, f, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, f, shareAnchor, host);
+    }
+
+    public ClusterOptions withShareAnchor(boolean share) {
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, failover, share, host);
     }
 
     public ClusterOptions withHost(Host h) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, failover, h);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, failover, shareAnchor, h);
     }
 
     // ------------------------------------------------------------------------------------------ JSON
@@ -269,7 +278,8 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
             throw new IllegalArgumentException("the configuration must be a JSON object");
         }
         ClusterOptions d = defaults();
-        allowOnly(root, "", "clusterName", "nodeName", "hazelcast", "eventBus", "tls", "timeouts", "failover", "host");
+        allowOnly(root, "", "clusterName", "nodeName", "hazelcast", "eventBus", "tls", "timeouts", "failover", "shareAnchor",
+                "host");
 
         JsonNode hz = section(root, "hazelcast", "port", "host", "portAutoIncrement", "members", "failureDetectionSeconds");
         Hazelcast h = d.hazelcast();
@@ -297,7 +307,7 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
                 text(ho, "device", dh.device()), integer(ho, "maxSessions", dh.maxSessions()));
 
         return new ClusterOptions(text(root, "clusterName", d.clusterName()), text(root, "nodeName", d.nodeName()),
-                h, e, t, tt, bool(root, "failover", d.failover()), hh);
+                h, e, t, tt, bool(root, "failover", d.failover()), bool(root, "shareAnchor", d.shareAnchor()), hh);
     }
 
     /** This configuration as JSON (absolute paths), readable by {@link #parse}. */
@@ -339,6 +349,7 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
         to.put("hostWaitMs", timeouts.hostWaitMs());
         to.put("sessionIdleMs", timeouts.sessionIdleMs());
         root.put("failover", failover);
+        root.put("shareAnchor", shareAnchor);
         ObjectNode ho = root.putObject("host");
         if (host.model() != null) {
             ho.put("model", host.model().toAbsolutePath().toString());

@@ -6,6 +6,7 @@ import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.Device;
 import io.github.starattention.attention.PartialAttention;
 import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.model.AnchorExchange;
 import io.github.starattention.jlama.model.ContextEncoder;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
@@ -38,7 +39,10 @@ import org.slf4j.LoggerFactory;
 /**
  * A context host: holds a model replica and, per context session, the KV of the blocks it owns. It runs phase 1 for
  * those blocks ({@link WireMessage.PrefillRequest}) and answers phase-2 layer steps ({@link WireMessage.AttendRequest})
- * with one {@link PartialAttention} per block, computed by {@link AttentionKernel#attend}.
+ * with one {@link PartialAttention} per block, computed by {@link AttentionKernel#attend}. The host that encodes a
+ * session's block 0 also serves its anchor's KV layer by layer ({@link WireMessage.AnchorRequest}, see
+ * {@link AnchorSource}); the others take it from there ({@link WireMessage.PrefillRequest#anchorFrom()}) instead of
+ * encoding the anchor again, and encode it themselves if that fails.
  *
  * <p>Sessions are independent (several query hosts or contexts at once never mix) and are freed on
  * {@link WireMessage.ReleaseRequest}, after {@code timeouts.sessionIdleMs} without use, or when the query host that
@@ -57,6 +61,9 @@ public final class ContextHost implements AutoCloseable {
     static final int INTERNAL = 500;
     static final int FULL = 503;
 
+    /** How long an anchor request waits for a prefill request with block 0 of its session to arrive here. */
+    static final long ANCHOR_GRACE_MS = 5_000;
+
     private final ClusterNode node;
     private final StarAttentionModel model;
     private final AttentionKernel kernel;
@@ -64,6 +71,7 @@ public final class ContextHost implements AutoCloseable {
     private final String modelId;
     private final int threads;
     private final Map<UUID, HostSession> sessions = new ConcurrentHashMap<>();
+    private final Map<UUID, AnchorSource> anchors = new ConcurrentHashMap<>();
     private final ExecutorService prefillPool;
     private final ExecutorService attendPool;
     private final ScheduledExecutorService reaper;
@@ -142,9 +150,10 @@ public final class ContextHost implements AutoCloseable {
         return sessions.size();
     }
 
-    /** Bytes of KV held now. */
+    /** Bytes of KV held now (the blocks, and the anchors this host serves). */
     public long kvBytes() {
-        return sessions.values().stream().mapToLong(HostSession::bytes).sum();
+        return sessions.values().stream().mapToLong(HostSession::bytes).sum()
+                + anchors.values().stream().mapToLong(AnchorSource::bytes).sum();
     }
 
     // ------------------------------------------------------------------------------------------ requests
@@ -155,9 +164,13 @@ public final class ContextHost implements AutoCloseable {
             switch (body) {
                 case WireMessageCodec.BadFrame b -> msg.fail(BAD_REQUEST, "bad frame: " + b.reason());
                 case WireMessage.InfoRequest r -> msg.reply(info(), replyOptions);
-                case WireMessage.PrefillRequest p -> prefillPool.execute(() -> prefill(msg, p));
+                case WireMessage.PrefillRequest p -> {
+                    claimAnchor(p);
+                    prefillPool.execute(() -> prefill(msg, p));
+                }
                 case WireMessage.AttendRequest a -> attendPool.execute(() -> attend(msg, a));
                 case WireMessage.ReleaseRequest r -> msg.reply(release(r.session(), "released by the query host"), replyOptions);
+                case WireMessage.AnchorRequest r -> serveAnchor(msg, r);
                 default -> msg.fail(BAD_REQUEST, "a context host does not take " + body.getClass().getSimpleName());
             }
         } catch (RejectedExecutionException e) {
@@ -233,9 +246,16 @@ public final class ContextHost implements AutoCloseable {
     private void encode(Message<Object> msg, WireMessage.PrefillRequest p, HostSession s, List<Block> blocks, long t0) {
         BlockPlan plan = s.plan;
         List<Block> missing = blocks.stream().filter(b -> !s.has(b.index())).toList();
+        boolean anchored = plan.blockCount() > 1 && plan.effectiveAnchor() > 0;
+        AnchorSource source = anchored && !missing.isEmpty() && missing.getFirst().index() == 0
+                ? anchors.computeIfAbsent(p.session(), id -> new AnchorSource(layers())) : null;
+        if (source != null) {
+            source.claim();
+        }
         try {
             if (!missing.isEmpty()) {
-                List<KvStore> stores = encoder.encodeBlocks(plan, p.tokens(), missing, true, n -> { });
+                List<KvStore> stores = encoder.encodeBlocks(plan, p.tokens(), missing, false,
+                        anchorExchange(p, anchored, source), n -> { });
                 if (!s.add(missing, stores)) {
                     stores.forEach(KvStore::close);
                     msg.fail(UNKNOWN_SESSION, "session " + p.session() + " was released during its prefill");
@@ -243,17 +263,77 @@ public final class ContextHost implements AutoCloseable {
                 }
             }
             long nanos = System.nanoTime() - t0;
-            log.info("session {}: encoded blocks {} ({} tokens) in {} ms; {} session(s), {} MiB KV", p.session(),
+            log.info("session {}: encoded blocks {} ({} tokens{}) in {} ms; {} session(s), {} MiB KV", p.session(),
                     missing.stream().map(Block::index).toList(), missing.stream().mapToInt(Block::length).sum(),
-                    nanos / 1_000_000, sessions.size(), kvBytes() >> 20);
+                    source != null ? ", serving the anchor" : anchored && !p.anchorFrom().isEmpty()
+                            ? ", anchor from " + p.anchorFrom() : "", nanos / 1_000_000, sessions.size(), kvBytes() >> 20);
             msg.reply(new WireMessage.PrefillReply(p.session(), p.blocks(), s.bytes(), nanos), replyOptions);
         } catch (RuntimeException | OutOfMemoryError e) {
             log.warn("session {}: prefill failed", p.session(), e);
+            if (source != null) {
+                anchors.remove(p.session(), source);
+                source.fail("block 0 could not be encoded on " + node.options().nodeName() + ": " + e);
+            }
             if (s.isEmpty()) {
                 release(p.session(), "prefill failed");
             }
             msg.fail(INTERNAL, "prefill failed on " + node.options().nodeName() + ": " + e);
         }
+    }
+
+    /** Block 0 here: publish its anchor. Otherwise take the anchor from the host the request names, if any. */
+    private AnchorExchange anchorExchange(WireMessage.PrefillRequest p, boolean anchored, AnchorSource source) {
+        if (source != null) {
+            return new AnchorExchange(null, source::publish);
+        }
+        if (!anchored || p.anchorFrom().isEmpty() || p.anchorFrom().equals(node.nodeId())) {
+            return AnchorExchange.NONE; // named itself (block 0 is here from an earlier request): encode it again
+        }
+        return new AnchorExchange(new RemoteAnchorFeed(node, p.anchorFrom(), "the host of block 0 (" + p.anchorFrom()
+                + ")", p.session(), node.options().timeouts().prefillMs()), null);
+    }
+
+    /** A prefill with block 0: this host serves the session's anchor (answering requests that came first, too). */
+    private void claimAnchor(WireMessage.PrefillRequest p) {
+        if (p.anchorSize() > 0 && p.blocks().length > 0 && p.blocks()[0] == 0) {
+            anchors.computeIfAbsent(p.session(), id -> new AnchorSource(layers())).claim();
+        }
+    }
+
+    private void serveAnchor(Message<Object> msg, WireMessage.AnchorRequest r) {
+        if (r.layer() >= layers()) {
+            msg.fail(BAD_REQUEST, "anchor layer " + r.layer() + " does not exist (the model has " + layers() + ")");
+            return;
+        }
+        if (closed) {
+            msg.fail(FULL, "host is shutting down");
+            return;
+        }
+        var c = model.jlama().getConfig();
+        AnchorSource created = new AnchorSource(layers());
+        AnchorSource source = anchors.putIfAbsent(r.session(), created);
+        if (source == null) {
+            source = created;
+            reaper.schedule(() -> {
+                if (!created.claimed() && anchors.remove(r.session(), created)) {
+                    created.fail("no prefill of block 0 of context " + r.session() + " arrived here within "
+                            + ANCHOR_GRACE_MS + " ms");
+                }
+            }, ANCHOR_GRACE_MS, TimeUnit.MILLISECONDS);
+        }
+        source.layer(r.layer()).whenComplete((kv, e) -> {
+            if (e != null) {
+                msg.fail(UNKNOWN_SESSION, "the anchor of context " + r.session() + " is not available on "
+                        + node.options().nodeName() + ": " + e.getMessage());
+            } else {
+                msg.reply(new WireMessage.AnchorReply(kv.layer(), kv.tokens(), c.numberOfKeyValueHeads, c.headSize,
+                        kv.k(), kv.v()), replyOptions);
+            }
+        });
+    }
+
+    private int layers() {
+        return model.jlama().getConfig().numberOfLayers;
     }
 
     private void attend(Message<Object> msg, WireMessage.AttendRequest a) {
@@ -299,6 +379,10 @@ public final class ContextHost implements AutoCloseable {
     }
 
     private WireMessage.ReleaseReply release(UUID id, String why) {
+        AnchorSource anchor = anchors.remove(id);
+        if (anchor != null) {
+            anchor.fail("context " + id + " was released (" + why + ")");
+        }
         HostSession s = sessions.remove(id);
         long freed = s == null ? 0 : s.close();
         if (s != null) {
@@ -314,6 +398,13 @@ public final class ContextHost implements AutoCloseable {
                 if (s.busy.get() == 0 && now - s.lastUsed > idleMs * 1_000_000L) {
                     release(s.id, "idle for more than " + idleMs + " ms");
                 }
+            }
+        }
+        for (Map.Entry<UUID, AnchorSource> e : List.copyOf(anchors.entrySet())) {
+            // asked for by another host, but this host never got (or kept) the session
+            if (!sessions.containsKey(e.getKey()) && e.getValue().ageNanos() > idleMs * 1_000_000L
+                    && anchors.remove(e.getKey(), e.getValue())) {
+                e.getValue().fail("no prefill of context " + e.getKey() + " arrived here");
             }
         }
     }
@@ -342,6 +433,8 @@ public final class ContextHost implements AutoCloseable {
         for (UUID id : List.copyOf(sessions.keySet())) {
             release(id, "host closing");
         }
+        anchors.values().forEach(a -> a.fail("host closing"));
+        anchors.clear();
         kernel.close();
     }
 

@@ -26,9 +26,10 @@ import java.util.concurrent.CompletableFuture;
  * @param sources local partitions to attend to, each giving one partial; include {@code target} to attend to the
  *     chunk itself (causally, by position)
  * @param remote partitions held elsewhere (other hosts), or {@code null}
+ * @param hook called around each layer's attention (phase 1 with a shared anchor), or {@code null}
  */
 public record AttentionCall(AttentionKernel kernel, RotaryEmbedding rope, int[] positions, KvStore target, int firstSlot,
-                            List<KvStore> sources, RemotePartitions remote) {
+                            List<KvStore> sources, RemotePartitions remote, LayerHook hook) {
 
     private static final ThreadLocal<AttentionCall> CURRENT = new ThreadLocal<>();
 
@@ -49,6 +50,17 @@ public record AttentionCall(AttentionKernel kernel, RotaryEmbedding rope, int[] 
          * completes with one partial per remote partition in context order, or exceptionally when a host fails.
          */
         CompletableFuture<List<PartialAttention>> attend(int layer, AttentionQuery query);
+    }
+
+    /** What phase 1 does around a layer's attention when the anchor is shared between hosts. */
+    interface LayerHook {
+        /** Called once {@code layer}'s K/V of the chunk ({@code [tokens][kvHeads][headDim]}) are in the target. */
+        default void stored(int layer, float[] k, float[] v, int tokens) {
+        }
+
+        /** Called before {@code layer} attends to the sources; may wait until a source holds that layer. */
+        default void beforeAttention(int layer) {
+        }
     }
 
     static AttentionCall current() {

@@ -16,6 +16,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
 /**
@@ -85,6 +86,50 @@ public final class StarLlamaModel extends LlamaModel {
         } finally {
             AttentionCall.unbind();
             passes.unlock();
+        }
+    }
+
+    /**
+     * Runs the chunks {@code chunks[i]} through every layer, layer by layer: every chunk at layer {@code l}, in order,
+     * before any at layer {@code l + 1}, chunk {@code i} with {@code calls[i]} as its attention context. A chunk sees
+     * the same keys and values at each layer as in one {@link #forward(int[], AttentionCall)} per chunk in order, so
+     * the KV written is the same; what changes is when each layer's attention runs: a caller whose sources arrive
+     * layer by layer (the anchor from the host encoding block 0) waits for one layer of them at most, instead of its
+     * first chunk waiting for all of them. Only the KV is kept (phase 1); {@code afterLayer} gets each finished layer.
+     * The model is taken per chunk and layer, so other passes run in between.
+     */
+    public void forwardLayerMajor(int[][] chunks, AttentionCall[] calls, IntConsumer afterLayer) {
+        AbstractTensor[] hidden = new AbstractTensor[chunks.length];
+        try {
+            for (int i = 0; i < chunks.length; i++) {
+                passes.lock();
+                try {
+                    hidden[i] = embedInput.batchInputsToEmbeddings(chunks[i], 0);
+                } finally {
+                    passes.unlock();
+                }
+            }
+            for (int layer = 0; layer < transformerBlocks.length; layer++) {
+                for (int i = 0; i < chunks.length; i++) {
+                    passes.lock();
+                    calls[i].bind();
+                    try {
+                        AbstractTensor next = transformerBlocks[layer].forward(hidden[i], 0, null, Optional.empty());
+                        hidden[i].close();
+                        hidden[i] = next;
+                    } finally {
+                        AttentionCall.unbind();
+                        passes.unlock();
+                    }
+                }
+                afterLayer.accept(layer);
+            }
+        } finally {
+            for (AbstractTensor h : hidden) {
+                if (h != null) {
+                    h.close();
+                }
+            }
         }
     }
 

@@ -86,8 +86,14 @@ public final class StarSelfAttention extends CausalSelfAttention {
         if (call.target() != null) {
             call.target().put(layer, call.firstSlot(), k, v, 0, tokens);
         }
+        if (call.hook() != null) {
+            call.hook().stored(layer, k, v, tokens);
+        }
         AttentionQuery query = new AttentionQuery(q, call.positions(), tokens, heads, d, scale);
         CompletableFuture<List<PartialAttention>> remote = call.remote() == null ? null : call.remote().attend(layer, query);
+        if (call.hook() != null) {
+            call.hook().beforeAttention(layer);
+        }
         List<PartialAttention> local = new ArrayList<>(call.sources().size());
         for (KvStore store : call.sources()) {
             local.add(call.kernel().attend(store, layer, query));

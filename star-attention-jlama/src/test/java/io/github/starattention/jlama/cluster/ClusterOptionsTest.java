@@ -27,6 +27,7 @@ class ClusterOptionsTest {
         assertThat(o.eventBus().host()).isEqualTo("127.0.0.1");
         assertThat(o.tls().enabled()).isFalse();
         assertThat(o.failover()).isTrue();
+        assertThat(o.shareAnchor()).isTrue();
     }
 
     @Test
@@ -48,6 +49,7 @@ class ClusterOptionsTest {
                   "timeouts": {"requestMs": 5000, "prefillMs": 120000, "joinMs": 20000, "hostWaitMs": 30000,
                                "sessionIdleMs": 60000},
                   "failover": false,
+                  "shareAnchor": false,
                   "host": {"model": "../models/m", "threads": 4, "weights": "q4", "device": "CPU", "maxSessions": 3}
                 }
                 """);
@@ -63,6 +65,7 @@ class ClusterOptionsTest {
         assertThat(o.tls().keyStore()).isEqualTo(certs.resolve("node.p12"));
         assertThat(o.timeouts().requestMs()).isEqualTo(5000);
         assertThat(o.failover()).isFalse();
+        assertThat(o.shareAnchor()).isFalse();
         assertThat(o.host().model()).isEqualTo(dir.resolve("../models/m").normalize());
         assertThat(o.host().weights()).isEqualTo("Q4");
         assertThat(o.host().device()).isEqualTo("cpu");
