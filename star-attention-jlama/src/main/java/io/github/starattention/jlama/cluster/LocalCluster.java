@@ -3,6 +3,7 @@ package io.github.starattention.jlama.cluster;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -12,6 +13,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.UUID;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
@@ -36,6 +38,10 @@ public final class LocalCluster implements AutoCloseable {
 
     /** Printed by {@code host} once it can be reached; {@link #awaitReady} looks for it. */
     public static final String READY = "star-attention host ready";
+
+    /** Hazelcast ports of local clusters are picked in {@code [FIRST_PORT, LAST_PORT)} (see {@link #freePorts}). */
+    static final int FIRST_PORT = 20_000;
+    static final int LAST_PORT = 32_000;
 
     private static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
             "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-Xss4m",
@@ -246,28 +252,31 @@ public final class LocalCluster implements AutoCloseable {
         }
     }
 
-    private static int[] freePorts(int n) {
-        List<ServerSocket> sockets = new ArrayList<>();
-        try {
-            int[] ports = new int[n];
-            for (int i = 0; i < n; i++) {
-                ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"));
-                s.setReuseAddress(true);
-                sockets.add(s);
-                ports[i] = s.getLocalPort();
-            }
-            return ports;
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot find free ports on 127.0.0.1", e);
-        } finally {
-            for (ServerSocket s : sockets) {
-                try {
-                    s.close();
-                } catch (IOException ignored) {
-                    // best effort
-                }
+    /**
+     * {@code n} ports free on 127.0.0.1 now, for Hazelcast members that bind them seconds later. They are taken below
+     * the ephemeral range (32768 and up on Linux, 49152 and up elsewhere): an ephemeral port that is free now can be
+     * given to some outgoing connection (the hosts connect to each other meanwhile) before its member binds it. A
+     * random start keeps clusters started one after another (or by parallel builds) from reusing each other's ports.
+     */
+    static int[] freePorts(int n) {
+        int[] ports = new int[n];
+        int found = 0;
+        int start = FIRST_PORT + ThreadLocalRandom.current().nextInt(LAST_PORT - FIRST_PORT);
+        for (int i = 0; i < LAST_PORT - FIRST_PORT && found < n; i++) {
+            int port = FIRST_PORT + (start - FIRST_PORT + i) % (LAST_PORT - FIRST_PORT);
+            try (ServerSocket s = new ServerSocket()) {
+                s.setReuseAddress(false);
+                s.bind(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), port), 1);
+                ports[found++] = port;
+            } catch (IOException e) {
+                // taken; try the next one
             }
         }
+        if (found < n) {
+            throw new IllegalStateException("cannot find " + n + " free ports on 127.0.0.1 in [" + FIRST_PORT + ", "
+                    + LAST_PORT + ")");
+        }
+        return ports;
     }
 
     private static void stopAll(List<Process> list) {
