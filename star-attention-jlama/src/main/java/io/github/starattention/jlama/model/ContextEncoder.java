@@ -238,8 +238,7 @@ public final class ContextEncoder {
         }
         KvStore store = newStore(block.length() + slack);
         try {
-            appendAnchor(context, a, store, sink);
-            progress.accept(a);
+            appendAnchor(context, a, store, sink, progress);
             append(Arrays.copyOfRange(context, a, block.end()), range(a, block.end()), store, List.of(), null, false,
                     n -> progress.accept(a + n), chunkSize, null);
             return store;
@@ -252,7 +251,7 @@ public final class ContextEncoder {
     private KvStore encodeAnchor(int[] context, int a) {
         KvStore anchor = newStore(a);
         try {
-            appendAnchor(context, a, anchor, null);
+            appendAnchor(context, a, anchor, null, n -> { });
             return anchor;
         } catch (RuntimeException e) {
             anchor.close();
@@ -264,12 +263,13 @@ public final class ContextEncoder {
      * Appends the anchor (tokens {@code 0..a-1}) to an empty {@code target}; with a {@code sink}, layer by layer,
      * handing each layer to the sink as soon as every chunk has it.
      */
-    private void appendAnchor(int[] context, int a, KvStore target, Consumer<AnchorExchange.Layer> sink) {
+    private void appendAnchor(int[] context, int a, KvStore target, Consumer<AnchorExchange.Layer> sink,
+                              IntConsumer progress) {
         int[] tokens = Arrays.copyOf(context, a);
         if (sink == null) {
-            append(tokens, range(0, a), target, List.of(), null, false, n -> { }, chunkSize, null);
+            append(tokens, range(0, a), target, List.of(), null, false, progress, chunkSize, null);
         } else {
-            appendLayerMajor(tokens, range(0, a), target, List.of(), new AnchorCollector(a, sink)::forChunk, n -> { });
+            appendLayerMajor(tokens, range(0, a), target, List.of(), new AnchorCollector(a, sink)::forChunk, progress);
         }
     }
 
