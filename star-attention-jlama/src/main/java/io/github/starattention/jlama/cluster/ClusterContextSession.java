@@ -546,25 +546,28 @@ public final class ClusterContextSession implements ContextSession {
     }
 
     /**
-     * The node id of the context host that serves the anchor to a host encoding {@code blocks}: the holder of block
-     * 0 while it is a healthy context host, {@code blocks} do not include block 0 and {@link ClusterOptions#shareAnchor}
-     * is on; else empty (encode it there).
+     * The context host that serves the anchor: the holder of block 0 while it is a healthy context host and
+     * {@link ClusterOptions#shareAnchor} is on (and the plan has an anchor); else {@code null} (encode it where needed).
      */
-    private String anchorHost(int[] blocks) {
-        if (!engine.cluster().shareAnchor() || plan.blockCount() < 2 || plan.effectiveAnchor() == 0
-                || IntStream.of(blocks).anyMatch(b -> b == 0)) {
-            return "";
+    private Assignment anchorServer() {
+        if (!engine.cluster().shareAnchor() || plan.blockCount() < 2 || plan.effectiveAnchor() == 0) {
+            return null;
         }
         Assignment holder = holderOf(new int[] {0});
-        return holder == null || holder.local() || failedNodes.contains(holder.nodeId()) ? "" : holder.nodeId();
+        return holder == null || holder.local() || failedNodes.contains(holder.nodeId()) ? null : holder;
+    }
+
+    /** {@link WireMessage.PrefillRequest#anchorFrom()} for a host encoding {@code blocks}. */
+    private String anchorHost(int[] blocks) {
+        Assignment server = anchorServer();
+        return server == null || IntStream.of(blocks).anyMatch(b -> b == 0) ? "" : server.nodeId();
     }
 
     /** For encoding blocks on this query host: the anchor from its serving host, if there is one. */
     private AnchorExchange anchorExchange() {
-        Assignment holder = holderOf(new int[] {0});
-        String from = anchorHost(new int[] {plan.blockCount() - 1});
-        return from.isEmpty() ? AnchorExchange.NONE : new AnchorExchange(new RemoteAnchorFeed(node, from, holder.label(),
-                id, engine.cluster().timeouts().prefillMs()), null);
+        Assignment server = anchorServer();
+        return server == null ? AnchorExchange.NONE : new AnchorExchange(new RemoteAnchorFeed(node, server.nodeId(),
+                server.label(), id, engine.cluster().timeouts().prefillMs()), null);
     }
 
     private Assignment holderOf(int[] blocks) {

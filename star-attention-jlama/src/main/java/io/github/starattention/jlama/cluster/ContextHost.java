@@ -248,10 +248,7 @@ public final class ContextHost implements AutoCloseable {
         List<Block> missing = blocks.stream().filter(b -> !s.has(b.index())).toList();
         boolean anchored = plan.blockCount() > 1 && plan.effectiveAnchor() > 0;
         AnchorSource source = anchored && !missing.isEmpty() && missing.getFirst().index() == 0
-                ? anchors.computeIfAbsent(p.session(), id -> new AnchorSource(layers())) : null;
-        if (source != null) {
-            source.claim();
-        }
+                ? claimAnchor(p.session()) : null;
         try {
             if (!missing.isEmpty()) {
                 List<KvStore> stores = encoder.encodeBlocks(plan, p.tokens(), missing, false,
@@ -296,8 +293,14 @@ public final class ContextHost implements AutoCloseable {
     /** A prefill with block 0: this host serves the session's anchor (answering requests that came first, too). */
     private void claimAnchor(WireMessage.PrefillRequest p) {
         if (p.anchorSize() > 0 && p.blocks().length > 0 && p.blocks()[0] == 0) {
-            anchors.computeIfAbsent(p.session(), id -> new AnchorSource(layers())).claim();
+            claimAnchor(p.session());
         }
+    }
+
+    private AnchorSource claimAnchor(UUID session) {
+        AnchorSource source = anchors.computeIfAbsent(session, id -> new AnchorSource(layers()));
+        source.claim();
+        return source;
     }
 
     private void serveAnchor(Message<Object> msg, WireMessage.AnchorRequest r) {

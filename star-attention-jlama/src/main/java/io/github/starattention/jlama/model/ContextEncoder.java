@@ -71,17 +71,17 @@ public final class ContextEncoder {
      */
     public float[] append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
                           AttentionCall.RemotePartitions remote, boolean wantLogits, IntConsumer progress) {
-        return append(tokens, positions, target, prefix, remote, wantLogits, progress, chunkSize, null);
+        return append(tokens, positions, target, prefix, remote, wantLogits, progress, null);
     }
 
     private float[] append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
-                           AttentionCall.RemotePartitions remote, boolean wantLogits, IntConsumer progress, int chunk,
+                           AttentionCall.RemotePartitions remote, boolean wantLogits, IntConsumer progress,
                            ChunkHooks hooks) {
         List<KvStore> sources = new ArrayList<>(prefix);
         sources.add(target);
         float[] logits = null;
-        for (int from = 0; from < tokens.length; from += chunk) {
-            int to = Math.min(tokens.length, from + chunk);
+        for (int from = 0; from < tokens.length; from += chunkSize) {
+            int to = Math.min(tokens.length, from + chunkSize);
             int[] pos = Arrays.copyOfRange(positions, from, to);
             int first = target.reserve(pos);
             AttentionCall call = new AttentionCall(kernel, rope, pos, target, first, sources, remote,
@@ -215,20 +215,15 @@ public final class ContextEncoder {
 
     private KvStore encodeBlock(Block block, int slack, int[] context, List<KvStore> prefix, RemoteAnchor gate,
                                 IntConsumer progress) {
-        KvStore store = newStore(block.length() + slack);
-        try {
-            int[] tokens = Arrays.copyOfRange(context, block.start(), block.end());
-            int[] positions = range(block.start(), block.end());
+        int[] tokens = Arrays.copyOfRange(context, block.start(), block.end());
+        int[] positions = range(block.start(), block.end());
+        return filled(block.length() + slack, store -> {
             if (gate == null) {
-                append(tokens, positions, store, prefix, null, false, progress, chunkSize, null);
+                append(tokens, positions, store, prefix, null, false, progress, null);
             } else {
                 appendLayerMajor(tokens, positions, store, prefix, from -> gate, progress);
             }
-            return store;
-        } catch (RuntimeException e) {
-            store.close();
-            throw e;
-        }
+        });
     }
 
     private KvStore encodeBlock0(Block block, int slack, int[] context, int a, Consumer<AnchorExchange.Layer> sink,
@@ -236,25 +231,25 @@ public final class ContextEncoder {
         if (a == 0) {
             return encodeBlock(block, slack, context, List.of(), null, progress);
         }
-        KvStore store = newStore(block.length() + slack);
-        try {
+        return filled(block.length() + slack, store -> {
             appendAnchor(context, a, store, sink, progress);
             append(Arrays.copyOfRange(context, a, block.end()), range(a, block.end()), store, List.of(), null, false,
-                    n -> progress.accept(a + n), chunkSize, null);
-            return store;
-        } catch (RuntimeException e) {
-            store.close();
-            throw e;
-        }
+                    n -> progress.accept(a + n), null);
+        });
     }
 
     private KvStore encodeAnchor(int[] context, int a) {
-        KvStore anchor = newStore(a);
+        return filled(a, anchor -> appendAnchor(context, a, anchor, null, n -> { }));
+    }
+
+    /** A new store of {@code slots} slots after {@code fill}; closed if filling fails. */
+    private KvStore filled(int slots, Consumer<KvStore> fill) {
+        KvStore store = newStore(slots);
         try {
-            appendAnchor(context, a, anchor, null, n -> { });
-            return anchor;
+            fill.accept(store);
+            return store;
         } catch (RuntimeException e) {
-            anchor.close();
+            store.close();
             throw e;
         }
     }
@@ -267,7 +262,7 @@ public final class ContextEncoder {
                               IntConsumer progress) {
         int[] tokens = Arrays.copyOf(context, a);
         if (sink == null) {
-            append(tokens, range(0, a), target, List.of(), null, false, progress, chunkSize, null);
+            append(tokens, range(0, a), target, List.of(), null, false, progress, null);
         } else {
             appendLayerMajor(tokens, range(0, a), target, List.of(), new AnchorCollector(a, sink)::forChunk, progress);
         }
