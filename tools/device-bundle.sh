@@ -5,7 +5,7 @@
 # binding's native library (only libJCudaDriver: the other JCuda libraries need CUDA 12 toolkits the machine lacks),
 # the core test classes and JUnit, for tools/device/run.sh gpu-tests.
 #
-#   mvn -q -B -o -pl star-attention-jlama -am package -DskipTests        # jars and star-attention-jlama/target/lib
+#   mvn -q -B -o -pl star-attention-cli -am package -DskipTests        # jars and star-attention-cli/target/lib
 #   mvn -q -B -o -pl star-attention-core test-compile                     # only for --gpu (GPU tests)
 #   tools/device-bundle.sh [--gpu]                                          # writes .device/p0, .device/p1, ...
 #
@@ -20,21 +20,21 @@ PART_MB=${PART_MB:-24}
 MODULES=java.base,java.logging,java.management,java.naming,java.sql,java.xml,jdk.crypto.ec,jdk.incubator.vector,jdk.unsupported,jdk.management,jdk.jfr,java.desktop
 gpu=false
 [ "${1:-}" = --gpu ] && gpu=true
-jar=$(ls "$root"/star-attention-jlama/target/star-attention-jlama-*.jar 2>/dev/null | grep -v -e sources -e tests | head -n1 || true)
-[ -n "$jar" ] && [ -d "$root/star-attention-jlama/target/lib" ] || {
-  echo "build first: mvn -q -B -o -pl star-attention-jlama -am package -DskipTests" >&2; exit 2; }
+jar=$(ls "$root"/star-attention-cli/target/star-attention-cli-*.jar 2>/dev/null | grep -v -e sources -e tests | head -n1 || true)
+[ -n "$jar" ] && [ -d "$root/star-attention-cli/target/lib" ] || {
+  echo "build first: mvn -q -B -o -pl star-attention-cli -am package -DskipTests" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/sa/lib"
 # runtime jars, minus what no command line needs on that machine (PDF export of charts, GPT-2 emoji tables)
-for f in "$root"/star-attention-jlama/target/lib/*.jar "$jar"; do
+for f in "$root"/star-attention-cli/target/lib/*.jar "$jar"; do
   case "$(basename "$f")" in
     pdfbox*|fontbox-*|VectorGraphics2D-*|graphics2d-*|commons-logging-*|jcuda-natives-*|jemoji-*) ;;
     *) cp "$f" "$tmp/sa/lib/" ;;
   esac
 done
 if $gpu; then
-  natives=$(ls "$root"/star-attention-jlama/target/lib/jcuda-natives-*-linux-x86_64.jar | head -n1)
+  natives=$(ls "$root"/star-attention-cli/target/lib/jcuda-natives-*-linux-x86_64.jar | head -n1)
   mkdir -p "$tmp/natives" && (cd "$tmp/natives" && unzip -q "$natives" 'lib/libJCudaDriver-*' 'META-INF/*')
   (cd "$tmp/natives" && "$JDK/bin/jar" cf "$tmp/sa/lib/$(basename "$natives")" .)
   mkdir -p "$tmp/sa/test"

@@ -11,7 +11,7 @@ import io.github.starattention.jlama.TokenListener;
 import io.github.starattention.jlama.cluster.ClusterContextSession;
 import io.github.starattention.jlama.cluster.ClusterEngine;
 import io.github.starattention.jlama.cluster.ClusterOptions;
-import io.github.starattention.jlama.cluster.LocalCluster;
+import io.github.starattention.jlama.cli.LocalCluster;
 import io.github.starattention.jlama.model.ModelFolder;
 import io.github.starattention.jlama.model.WeightFormat;
 import io.github.starattention.plan.Block;

@@ -32,6 +32,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -80,7 +81,8 @@ final class ChatBackend implements AutoCloseable {
                 .stopSequences(b.stopSequences != null ? b.stopSequences : common.stopSequences())
                 .seed(first(b.seed, commonSeed))
                 .build();
-        validate(sampling); // before loading anything; modelName is checked per request
+        String served = servedModelName(b);
+        validate(sampling, served); // before loading anything
         if (b.timeout != null && (b.timeout.isNegative() || b.timeout.isZero())) {
             throw new IllegalArgumentException("timeout must be positive, got " + b.timeout);
         }
@@ -133,7 +135,7 @@ final class ChatBackend implements AutoCloseable {
             this.cache = ContextCache.withMaxBytes(b.maxCacheBytes != null ? b.maxCacheBytes : ContextCache.defaultMaxBytes());
             this.ownsCache = true;
         }
-        this.modelName = first(b.modelName, first(common.modelName(), String.valueOf(model.directory().getFileName())));
+        this.modelName = served != null ? served : String.valueOf(model.directory().getFileName());
         this.defaults = StarAttentionChatRequestParameters.builder().overrideWith(sampling).modelName(modelName).build();
         this.timeout = b.timeout;
         this.logRequests = Boolean.TRUE.equals(b.logRequests);
@@ -141,6 +143,23 @@ final class ChatBackend implements AutoCloseable {
         this.logger = b.logger != null ? b.logger : LoggerFactory.getLogger(owner);
         this.listeners = b.listeners == null ? List.of() : List.copyOf(b.listeners);
         this.prefillListener = b.prefillListener != null ? b.prefillListener : PrefillListener.NONE;
+    }
+
+    /**
+     * The name this chat model answers to: {@code modelName} if set, else the model folder's name; null only when the
+     * model comes from an engine or a loaded model (their folder then names it, known after loading).
+     */
+    private static String servedModelName(StarAttentionModelBuilder<?, ?> b) {
+        if (b.modelName != null) {
+            return b.modelName;
+        }
+        if (b.engine != null) {
+            return String.valueOf(b.engine.model().directory().getFileName());
+        }
+        if (b.model != null) {
+            return String.valueOf(b.model.directory().getFileName());
+        }
+        return b.modelPath != null ? String.valueOf(b.modelPath.toAbsolutePath().normalize().getFileName()) : null;
     }
 
     private static <T> T first(T a, T b) {
@@ -167,25 +186,39 @@ final class ChatBackend implements AutoCloseable {
         return listeners;
     }
 
+    /** A request whose parameters and messages were checked (cheap: no tokenizing). */
+    record Checked(ChatRequest request, StarAttentionChatRequestParameters parameters, List<ChatTurn> turns) {
+    }
+
     /** A request checked and split, ready to run. */
     record Prepared(ChatRequest request, StarAttentionChatRequestParameters parameters, PromptSplit split) {
     }
 
     /**
-     * Validates {@code request} and splits its messages into context and query.
+     * Checks what can be checked without tokenizing: parameters, message types and content. Streaming calls it on
+     * the caller's thread, so that unsupported features throw from {@code chat(...)} as LangChain4j's contract asks.
      *
      * @throws UnsupportedFeatureException for tools, JSON response formats, topK, penalties, non-text content and
      *     another model name
-     * @throws InvalidRequestException for out-of-range parameters, a conversation that does not end with a user
-     *     message or a prompt longer than the model's positions
+     * @throws InvalidRequestException for out-of-range parameters or a conversation that does not end with a user
+     *     message
      */
-    Prepared prepare(ChatRequest request) {
+    Checked check(ChatRequest request) {
         StarAttentionChatRequestParameters p = defaults.overrideWith(request.parameters());
-        validate(p);
-        List<ChatTurn> turns = turns(request.messages());
+        validate(p, modelName);
+        return new Checked(request, p, turns(request.messages()));
+    }
+
+    /**
+     * Splits a checked request's messages into context and query tokens.
+     *
+     * @throws InvalidRequestException for a prompt longer than the model's positions, or turns the chat template
+     *     refuses
+     */
+    Prepared prepare(Checked checked) {
         PromptSplit split;
         try {
-            split = model.split(turns);
+            split = model.split(checked.turns());
         } catch (IllegalArgumentException e) {
             throw new InvalidRequestException(e.getMessage(), e);
         }
@@ -195,19 +228,22 @@ final class ChatBackend implements AutoCloseable {
                     + split.contextTokens().length + " + question " + split.queryTokens().length
                     + ") but the model has " + model.maxPositions() + " positions, none left for the answer");
         }
-        return new Prepared(request, p, split);
+        return new Prepared(checked.request(), checked.parameters(), split);
     }
 
-    /** Checks merged parameters; the message says what to change. */
-    void validate(ChatRequestParameters p) {
+    /**
+     * Checks merged parameters against what a Star Attention chat model serving {@code servedModelName} can do; the
+     * message says what to change. The wording follows LangChain4j's ("... is not supported").
+     */
+    static void validate(ChatRequestParameters p, String servedModelName) {
+        if (p.toolChoice() == ToolChoice.REQUIRED) {
+            throw new UnsupportedFeatureException("ToolChoice.REQUIRED is not supported by Star Attention chat "
+                    + "models: they have no tools");
+        }
         if (p.toolSpecifications() != null && !p.toolSpecifications().isEmpty()) {
             throw new UnsupportedFeatureException("tools are not supported by Star Attention chat models: the "
                     + "engine generates plain text and has no tool-calling format (remove the tool specifications; "
                     + "with AiServices, register no tools)");
-        }
-        if (p.toolChoice() == ToolChoice.REQUIRED) {
-            throw new UnsupportedFeatureException("toolChoice REQUIRED is not supported: Star Attention chat models "
-                    + "have no tools");
         }
         if (p.responseFormat() != null && p.responseFormat().type() == ResponseFormatType.JSON) {
             throw new UnsupportedFeatureException("JSON response formats" + (p.responseFormat().jsonSchema() != null
@@ -224,9 +260,10 @@ final class ChatBackend implements AutoCloseable {
         if (p.presencePenalty() != null && p.presencePenalty() != 0) {
             throw new UnsupportedFeatureException("presencePenalty is not supported by Star Attention chat models");
         }
-        if (p.modelName() != null && modelName != null && !p.modelName().equals(modelName)) {
-            throw new UnsupportedFeatureException("this chat model serves '" + modelName + "' only; the request "
-                    + "asks for '" + p.modelName() + "' (build another chat model for it)");
+        if (p.modelName() != null && servedModelName != null && !p.modelName().equals(servedModelName)) {
+            throw new UnsupportedFeatureException("modelName '" + p.modelName() + "' is not supported: this chat "
+                    + "model serves '" + servedModelName + "' only (leave modelName unset, or build another chat "
+                    + "model for '" + p.modelName() + "')");
         }
         if (p.temperature() != null && !(p.temperature() >= 0 && p.temperature() <= 100)) {
             throw new InvalidRequestException("temperature must be >= 0, got " + p.temperature());
@@ -277,8 +314,8 @@ final class ChatBackend implements AutoCloseable {
         StringBuilder sb = new StringBuilder();
         for (Content c : u.contents()) {
             if (!(c instanceof TextContent t)) {
-                throw new UnsupportedFeatureException(c.type() + " content is not supported by Star Attention chat "
-                        + "models (text only)");
+                throw new UnsupportedFeatureException(c.type().name().toLowerCase(Locale.ROOT) + " content is not "
+                        + "supported by Star Attention chat models (text only)");
             }
             if (!sb.isEmpty()) {
                 sb.append('\n');

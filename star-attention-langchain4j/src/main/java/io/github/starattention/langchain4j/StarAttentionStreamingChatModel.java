@@ -1,24 +1,18 @@
 package io.github.starattention.langchain4j;
 
-import dev.langchain4j.model.ModelProvider;
-import dev.langchain4j.model.chat.Capability;
 import dev.langchain4j.model.chat.StreamingChatModel;
-import dev.langchain4j.model.chat.listener.ChatModelListener;
 import dev.langchain4j.model.chat.request.ChatRequest;
-import dev.langchain4j.model.chat.request.ChatRequestParameters;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.chat.response.PartialResponse;
 import dev.langchain4j.model.chat.response.PartialResponseContext;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 import dev.langchain4j.model.chat.response.StreamingHandle;
-import io.github.starattention.jlama.StarAttentionEngine;
-import java.util.List;
-import java.util.Set;
+import dev.langchain4j.spi.ServiceHelper;
+import io.github.starattention.langchain4j.spi.StarAttentionStreamingChatModelBuilderFactory;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,20 +23,22 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Each request runs on the model's executor: {@code onPartialResponse} receives the answer as it is generated,
  * one token at a time (text that may turn out to be a stop sequence is held back, so the pieces always concatenate
- * to the final answer), then {@code onCompleteResponse}; or {@code onError} (for unsupported features and invalid
- * requests too). {@link StreamingHandle#cancel()} on the handle passed with each partial response stops generation;
- * no further callback follows. Thread-safe.
+ * to the final answer), then {@code onCompleteResponse}; or {@code onError}. Unsupported features and invalid
+ * parameters or messages are refused before anything runs: {@code chat(...)} throws
+ * {@link dev.langchain4j.exception.UnsupportedFeatureException} or
+ * {@link dev.langchain4j.exception.InvalidRequestException}, as LangChain4j's integrations do. An exception thrown
+ * by the handler goes to its {@code onError} and streaming goes on. {@link StreamingHandle#cancel()} on the handle
+ * passed with each partial response stops generation; no further callback follows. Thread-safe.
  */
-public final class StarAttentionStreamingChatModel implements StreamingChatModel, AutoCloseable {
+public final class StarAttentionStreamingChatModel extends StarAttentionChatModelBase implements StreamingChatModel {
 
     private static final Logger log = LoggerFactory.getLogger(StarAttentionStreamingChatModel.class);
 
-    private final ChatBackend backend;
     private final Executor executor;
     private final ExecutorService ownedExecutor;
 
     private StarAttentionStreamingChatModel(Builder builder) {
-        this.backend = new ChatBackend(builder, StarAttentionStreamingChatModel.class);
+        super(builder);
         if (builder.executor != null) {
             this.executor = builder.executor;
             this.ownedExecutor = null;
@@ -53,57 +49,64 @@ public final class StarAttentionStreamingChatModel implements StreamingChatModel
         }
     }
 
+    /**
+     * A new builder: from the first {@link StarAttentionStreamingChatModelBuilderFactory} found with
+     * {@link java.util.ServiceLoader} (as LangChain4j's integrations do), else a plain one.
+     */
     public static Builder builder() {
+        for (StarAttentionStreamingChatModelBuilderFactory factory
+                : ServiceHelper.loadFactories(StarAttentionStreamingChatModelBuilderFactory.class)) {
+            return factory.get();
+        }
         return new Builder();
     }
 
+    /**
+     * Checks the request on the caller's thread (an unsupported feature or an invalid request throws from here),
+     * then runs it on the executor.
+     */
     @Override
     public void doChat(ChatRequest request, StreamingChatResponseHandler handler) {
+        ChatBackend.Checked checked = backend.check(request);
         Handle handle = new Handle();
         try {
-            executor.execute(() -> run(request, handler, handle));
+            executor.execute(() -> run(checked, handler, handle));
         } catch (RejectedExecutionException e) {
-            notifyError(handler, new IllegalStateException("the streaming chat model is closed", e));
+            throw new IllegalStateException("the streaming chat model is closed", e);
         }
     }
 
-    private void run(ChatRequest request, StreamingChatResponseHandler handler, Handle handle) {
-        AtomicReference<Throwable> handlerError = new AtomicReference<>();
+    /**
+     * Runs one request. As LangChain4j's own integrations do, an exception thrown by the handler's
+     * {@code onPartialResponse} or {@code onCompleteResponse} goes to its {@code onError} (and so to the
+     * listeners), and streaming goes on; after a cancel, nothing more is called.
+     */
+    private void run(ChatBackend.Checked checked, StreamingChatResponseHandler handler, Handle handle) {
         PartialResponseContext context = new PartialResponseContext(handle);
         Consumer<String> partials = text -> {
-            if (handle.isCancelled() || handlerError.get() != null) {
+            if (handle.isCancelled()) {
                 return;
             }
             try {
                 handler.onPartialResponse(new PartialResponse(text), context);
-            } catch (Throwable t) {
-                handlerError.set(t);
+            } catch (Exception e) {
+                notifyError(handler, e);
             }
         };
         ChatResponse response;
         try {
-            ChatBackend.Prepared prepared = backend.prepare(request);
-            response = backend.run(prepared, partials, () -> handle.isCancelled() || handlerError.get() != null);
-        } catch (ChatBackend.CancelledException e) {
-            if (handlerError.get() != null) {
-                notifyError(handler, handlerError.get());
-            } else if (!handle.isCancelled()) {
+            response = backend.run(backend.prepare(checked), partials, handle::isCancelled);
+        } catch (RuntimeException | Error e) {
+            if (!handle.isCancelled()) {
                 notifyError(handler, e);
             }
             return;
-        } catch (Throwable t) {
-            if (!handle.isCancelled()) {
-                notifyError(handler, t);
-            }
-            return;
         }
-        if (handlerError.get() != null) {
-            notifyError(handler, handlerError.get());
-        } else if (!handle.isCancelled()) {
+        if (!handle.isCancelled()) {
             try {
                 handler.onCompleteResponse(response);
-            } catch (Throwable t) {
-                log.warn("onCompleteResponse threw; ignored", t);
+            } catch (Exception e) {
+                notifyError(handler, e);
             }
         }
     }
@@ -116,53 +119,13 @@ public final class StarAttentionStreamingChatModel implements StreamingChatModel
         }
     }
 
-    @Override
-    public ChatRequestParameters defaultRequestParameters() {
-        return backend.defaults();
-    }
-
-    @Override
-    public List<ChatModelListener> listeners() {
-        return backend.listeners();
-    }
-
-    @Override
-    public ModelProvider provider() {
-        return ModelProvider.OTHER;
-    }
-
-    @Override
-    public Set<Capability> supportedCapabilities() {
-        return Set.of();
-    }
-
-    /** The engine (to share it with another chat model: {@code .engine(model.engine())}). */
-    public StarAttentionEngine engine() {
-        return backend.engine();
-    }
-
-    /** The context cache (to share it: {@code .contextCache(model.contextCache())}). */
-    public ContextCache contextCache() {
-        return backend.cache();
-    }
-
-    /** The model name reported in responses. */
-    public String modelName() {
-        return backend.modelName();
-    }
-
     /** Stops running generations (silently) and frees what this chat model created (engine, model, cache, threads). */
     @Override
     public void close() {
-        backend.close();
+        super.close();
         if (ownedExecutor != null) {
             ownedExecutor.shutdown();
         }
-    }
-
-    @Override
-    public String toString() {
-        return "StarAttentionStreamingChatModel{" + backend + '}';
     }
 
     /** Cancels one streaming request. */
@@ -185,7 +148,8 @@ public final class StarAttentionStreamingChatModel implements StreamingChatModel
 
         private Executor executor;
 
-        Builder() {
+        /** A plain builder; {@link StarAttentionStreamingChatModel#builder()} is the usual way to get one. */
+        public Builder() {
         }
 
         /** Where requests run (default: a cached pool of daemon threads, shut down by {@link StarAttentionStreamingChatModel#close()}). */

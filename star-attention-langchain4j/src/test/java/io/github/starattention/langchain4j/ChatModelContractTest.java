@@ -167,7 +167,11 @@ class ChatModelContractTest {
             assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder().toolSpecifications(tool).build())))
                     .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("tools are not supported");
             assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder().toolChoice(ToolChoice.REQUIRED).build())))
-                    .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("toolChoice");
+                    .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("ToolChoice.REQUIRED is not supported");
+            // tool choice REQUIRED with tools: the tool choice is what is named (LangChain4j's order)
+            assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder().toolSpecifications(tool)
+                    .toolChoice(ToolChoice.REQUIRED).build())))
+                    .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("ToolChoice.REQUIRED is not supported");
             assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder()
                     .responseFormat(ResponseFormat.builder().type(ResponseFormatType.JSON).jsonSchema(schema).build()).build())))
                     .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("JSON schema 'Answer'");
@@ -176,10 +180,14 @@ class ChatModelContractTest {
             assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder().topK(5).build())))
                     .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("topK");
             assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder().modelName("other/model").build())))
-                    .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("serves 'tiny-ruler-llama' only");
+                    .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("modelName 'other/model' is not supported")
+                    .hasMessageContaining("serves 'tiny-ruler-llama' only");
+            // the model's own name is accepted
+            assertThat(model.chat(request(ChatRequestParameters.builder().modelName("tiny-ruler-llama").build()))
+                    .aiMessage().text()).isEqualTo(ANSWER);
             assertThatThrownBy(() -> model.chat(UserMessage.from(TextContent.from("look"),
                     ImageContent.from("https://example.com/cat.png"))))
-                    .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("IMAGE content");
+                    .isInstanceOf(UnsupportedFeatureException.class).hasMessageContaining("image content is not supported");
             ToolExecutionRequest call = ToolExecutionRequest.builder().id("1").name("weather").arguments("{}").build();
             assertThatThrownBy(() -> model.chat(UserMessage.from("hi"), AiMessage.from(call),
                     ToolExecutionResultMessage.from(call, "sunny"), UserMessage.from("and?")))
@@ -188,7 +196,7 @@ class ChatModelContractTest {
             assertThat(model.chat(request(ChatRequestParameters.builder().responseFormat(ResponseFormat.TEXT).build()))
                     .aiMessage().text()).isEqualTo(ANSWER);
         }
-        assertThat(errors).hasSize(8).allSatisfy(e -> assertThat(e.error()).isInstanceOf(UnsupportedFeatureException.class));
+        assertThat(errors).hasSize(9).allSatisfy(e -> assertThat(e.error()).isInstanceOf(UnsupportedFeatureException.class));
         assertThat(engine.prefills).hasValue(1);
     }
 
@@ -210,6 +218,23 @@ class ChatModelContractTest {
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("configure mode, blocks");
         assertThatThrownBy(() -> StarAttentionChatModel.builder().build())
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("no model");
+    }
+
+    @Test
+    void aDefaultModelNameIsCheckedLikeARequestOne() {
+        assertThatThrownBy(() -> builder().defaultRequestParameters(ChatRequestParameters.builder().modelName("dummy")
+                .build()).build())
+                .isExactlyInstanceOf(UnsupportedFeatureException.class)
+                .hasMessageContaining("modelName 'dummy' is not supported");
+        try (StarAttentionChatModel model = builder().defaultRequestParameters(ChatRequestParameters.builder()
+                .modelName("tiny-ruler-llama").build()).build()) {
+            assertThat(model.chat(request(CONTEXT, "q")).metadata().modelName()).isEqualTo("tiny-ruler-llama");
+        }
+        // modelName(...) on the builder names the model; the defaults may then repeat that name
+        try (StarAttentionChatModel model = builder().modelName("my-model").defaultRequestParameters(
+                ChatRequestParameters.builder().modelName("my-model").build()).build()) {
+            assertThat(model.chat(request(CONTEXT, "q")).metadata().modelName()).isEqualTo("my-model");
+        }
     }
 
     @Test

@@ -1,6 +1,7 @@
 package io.github.starattention.langchain4j;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.langchain4j.agent.tool.ToolSpecification;
 import dev.langchain4j.data.message.SystemMessage;
@@ -8,6 +9,7 @@ import dev.langchain4j.data.message.UserMessage;
 import dev.langchain4j.exception.UnsupportedFeatureException;
 import dev.langchain4j.model.chat.listener.ChatModelErrorContext;
 import dev.langchain4j.model.chat.listener.ChatModelListener;
+import dev.langchain4j.model.chat.listener.ChatModelRequestContext;
 import dev.langchain4j.model.chat.listener.ChatModelResponseContext;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.request.ChatRequestParameters;
@@ -19,7 +21,10 @@ import dev.langchain4j.model.output.FinishReason;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /** The StreamingChatModel contract over a scripted engine. */
@@ -113,7 +118,7 @@ class StreamingChatModelContractTest {
     }
 
     @Test
-    void unsupportedFeaturesGoToOnErrorAndListeners() throws Exception {
+    void unsupportedFeaturesThrowFromChatBeforeAnythingRuns() {
         List<ChatModelErrorContext> errors = new CopyOnWriteArrayList<>();
         ChatModelListener listener = new ChatModelListener() {
             @Override
@@ -123,47 +128,113 @@ class StreamingChatModelContractTest {
         };
         try (var model = StarAttentionStreamingChatModel.builder().engine(engine).listeners(listener).build()) {
             Collector c = new Collector();
-            model.chat(request(ChatRequestParameters.builder()
-                    .toolSpecifications(ToolSpecification.builder().name("t").build()).build()), c);
-            assertThat(c.done).failsWithin(30, TimeUnit.SECONDS).withThrowableOfType(Exception.class)
-                    .withCauseInstanceOf(UnsupportedFeatureException.class);
+            assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder()
+                    .toolSpecifications(ToolSpecification.builder().name("t").build()).build()), c))
+                    .isExactlyInstanceOf(UnsupportedFeatureException.class)
+                    .hasMessageContaining("tools are not supported");
+            assertThatThrownBy(() -> model.chat(request(ChatRequestParameters.builder().modelName("other").build()), c))
+                    .isExactlyInstanceOf(UnsupportedFeatureException.class)
+                    .hasMessageContaining("modelName 'other' is not supported");
+            assertThat(c.terminalCalls).isZero();
             assertThat(c.partials).isEmpty();
-            assertThat(errors).singleElement().satisfies(e -> assertThat(e.error()).isInstanceOf(UnsupportedFeatureException.class));
+            assertThat(engine.prefills).hasValue(0);
+            assertThat(errors).isEmpty();
         }
     }
 
     @Test
     void cancellingStopsGenerationSilently() throws Exception {
         engine.stepMillis = 30;
-        try (var model = StarAttentionStreamingChatModel.builder().engine(engine).build()) {
+        ExecutorService executor = Executors.newSingleThreadExecutor();
+        try (var model = StarAttentionStreamingChatModel.builder().engine(engine).executor(executor).build()) {
             Collector c = new Collector();
             c.cancelAfterFirst = true;
             model.chat(request(ChatRequestParameters.builder().build()), c);
-            Thread.sleep(1000);
+            executor.shutdown();
+            assertThat(executor.awaitTermination(30, TimeUnit.SECONDS)).isTrue();
             assertThat(c.partials).hasSize(1);
             assertThat(engine.generatedTokens.get()).isLessThanOrEqualTo(2);
             assertThat(c.terminalCalls).isZero();
-            // the session is free again for the next request
+        }
+        // the session is free again for the next request
+        try (var model = StarAttentionStreamingChatModel.builder().engine(engine).build()) {
             Collector next = new Collector();
             model.chat(request(ChatRequestParameters.builder().build()), next);
             assertThat(next.await().aiMessage().text()).isEqualTo(ANSWER);
         }
     }
 
+    /** Counts the listener's calls. */
+    static final class CountingListener implements ChatModelListener {
+        final AtomicInteger requests = new AtomicInteger();
+        final AtomicInteger responses = new AtomicInteger();
+        final List<Throwable> errors = new CopyOnWriteArrayList<>();
+
+        @Override
+        public void onRequest(ChatModelRequestContext ctx) {
+            requests.incrementAndGet();
+        }
+
+        @Override
+        public void onResponse(ChatModelResponseContext ctx) {
+            responses.incrementAndGet();
+        }
+
+        @Override
+        public void onError(ChatModelErrorContext ctx) {
+            errors.add(ctx.error());
+        }
+    }
+
     @Test
-    void aThrowingHandlerStopsGenerationAndGetsOnError() throws Exception {
-        engine.stepMillis = 10;
-        try (var model = StarAttentionStreamingChatModel.builder().engine(engine).build()) {
-            CompletableFuture<Throwable> error = new CompletableFuture<>();
+    void anExceptionFromOnPartialResponseGoesToOnErrorAndStreamingGoesOn() throws Exception {
+        CountingListener listener = new CountingListener();
+        RuntimeException boom = new IllegalStateException("boom");
+        AtomicInteger partials = new AtomicInteger();
+        List<Throwable> errors = new CopyOnWriteArrayList<>();
+        CompletableFuture<ChatResponse> done = new CompletableFuture<>();
+        try (var model = StarAttentionStreamingChatModel.builder().engine(engine).listeners(listener).build()) {
             model.chat(request(ChatRequestParameters.builder().build()), new StreamingChatResponseHandler() {
                 @Override
                 public void onPartialResponse(String partial) {
-                    throw new IllegalStateException("boom");
+                    partials.incrementAndGet();
+                    throw boom;
                 }
 
                 @Override
                 public void onCompleteResponse(ChatResponse response) {
-                    error.complete(null);
+                    done.complete(response);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    errors.add(t);
+                }
+            });
+            ChatResponse response = done.get(30, TimeUnit.SECONDS);
+            assertThat(response.aiMessage().text()).isEqualTo(ANSWER);
+            assertThat(partials.get()).isEqualTo(TestModels.model().encode(ANSWER).length);
+            assertThat(errors).hasSize(partials.get()).allSatisfy(e -> assertThat(e).isSameAs(boom));
+            assertThat(listener.requests).hasValue(1);
+            assertThat(listener.responses).hasValue(1);
+            assertThat(listener.errors).hasSize(partials.get());
+        }
+    }
+
+    @Test
+    void anExceptionFromOnCompleteResponseGoesToOnErrorAndListeners() throws Exception {
+        CountingListener listener = new CountingListener();
+        RuntimeException boom = new IllegalStateException("boom");
+        CompletableFuture<Throwable> error = new CompletableFuture<>();
+        try (var model = StarAttentionStreamingChatModel.builder().engine(engine).listeners(listener).build()) {
+            model.chat(request(ChatRequestParameters.builder().build()), new StreamingChatResponseHandler() {
+                @Override
+                public void onPartialResponse(String partial) {
+                }
+
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    throw boom;
                 }
 
                 @Override
@@ -171,8 +242,37 @@ class StreamingChatModelContractTest {
                     error.complete(t);
                 }
             });
-            assertThat(error.get(30, TimeUnit.SECONDS)).isInstanceOf(IllegalStateException.class).hasMessage("boom");
-            assertThat(engine.generatedTokens.get()).isLessThanOrEqualTo(2);
+            assertThat(error.get(30, TimeUnit.SECONDS)).isSameAs(boom);
+            assertThat(listener.requests).hasValue(1);
+            assertThat(listener.responses).hasValue(1);
+            assertThat(listener.errors).containsExactly(boom);
+        }
+    }
+
+    @Test
+    void anExceptionFromOnErrorIsIgnored() throws Exception {
+        ExecutorService executor = Executors.newSingleThreadExecutor();
+        AtomicInteger onErrorCalls = new AtomicInteger();
+        try (var model = StarAttentionStreamingChatModel.builder().engine(engine).executor(executor).build()) {
+            model.chat(request(ChatRequestParameters.builder().build()), new StreamingChatResponseHandler() {
+                @Override
+                public void onPartialResponse(String partial) {
+                }
+
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    throw new IllegalStateException("from onCompleteResponse");
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    onErrorCalls.incrementAndGet();
+                    throw new IllegalStateException("from onError");
+                }
+            });
+            executor.shutdown();
+            assertThat(executor.awaitTermination(30, TimeUnit.SECONDS)).isTrue();
+            assertThat(onErrorCalls).hasValue(1);
         }
     }
 }

@@ -58,6 +58,10 @@ public final class CudaProbe {
         if (Boolean.getBoolean(DISABLE_PROPERTY)) {
             return new Result(false, 0, "disabled by -D" + DISABLE_PROPERTY + "=true");
         }
+        if (!jcudaOnClassPath()) {
+            return new Result(false, 0, "JCuda is not on the class path (add the dependency org.jcuda:jcuda to run "
+                    + "attention on a GPU; the star-attention command line has it)");
+        }
         try {
             JCudaDriver.setExceptionsEnabled(false);
             int rc = JCudaDriver.cuInit(0);
@@ -96,6 +100,16 @@ public final class CudaProbe {
     }
 
     /** First line of the error, plus the line naming the missing shared object when JCuda's message has one. */
+    /** JCuda is an optional dependency: library users who want no GPU leave it out. */
+    private static boolean jcudaOnClassPath() {
+        try {
+            Class.forName("jcuda.driver.JCudaDriver", false, CudaProbe.class.getClassLoader());
+            return true;
+        } catch (ClassNotFoundException e) {
+            return false;
+        }
+    }
+
     static String describe(Throwable e) {
         String msg = String.valueOf(e.getMessage());
         String[] lines = msg.split("\\R");

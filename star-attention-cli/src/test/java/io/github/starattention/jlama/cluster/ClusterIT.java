@@ -1,5 +1,6 @@
 package io.github.starattention.jlama.cluster;
 
+import io.github.starattention.jlama.cli.LocalCluster;
 import static io.github.starattention.jlama.cluster.ClusterFixture.SCALE;
 import static io.github.starattention.jlama.cluster.ClusterFixture.context;
 import static io.github.starattention.jlama.cluster.ClusterFixture.query;
@@ -33,7 +34,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * later is used. The tests run in order on one cluster (the kills change it).
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
-@ExtendWith(ClusterFixture.HostLogs.class)
+@ExtendWith(HostLogs.class)
 class ClusterIT {
 
     private static final long HOST_IDLE_MS = 15_000;
@@ -45,7 +46,7 @@ class ClusterIT {
     static void startCluster() {
         ClusterFixture.model();
         hosts = LocalCluster.start(3, ClusterFixture.hostSettings(HOST_IDLE_MS), null, List.of("-Xmx512m"));
-        ClusterFixture.HostLogs.cluster = hosts;
+        HostLogs.cluster = hosts;
         hosts.awaitReady();
         engine = ClusterEngine.start(ClusterFixture.model(), ClusterFixture.star(),
                 ClusterFixture.queryHost(hosts.queryHostOptions()));

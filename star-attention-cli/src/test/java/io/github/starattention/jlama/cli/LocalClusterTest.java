@@ -1,4 +1,4 @@
-package io.github.starattention.jlama.cluster;
+package io.github.starattention.jlama.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

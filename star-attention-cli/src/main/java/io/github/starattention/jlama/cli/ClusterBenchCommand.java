@@ -3,7 +3,6 @@ package io.github.starattention.jlama.cli;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.PromptSplit;
 import io.github.starattention.jlama.StarAttentionModel;
-import io.github.starattention.jlama.cluster.ClusterBenchmark;
 import io.github.starattention.jlama.cluster.ClusterOptions;
 import java.nio.file.Path;
 import java.util.Arrays;

@@ -3,7 +3,6 @@ package io.github.starattention.jlama.cli;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.cluster.ClusterOptions;
 import io.github.starattention.jlama.cluster.ContextHost;
-import io.github.starattention.jlama.cluster.LocalCluster;
 import io.github.starattention.jlama.model.WeightFormat;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;

@@ -31,7 +31,7 @@ final class Distributed {
         }
         ClusterOptions.Host host = new ClusterOptions.Host(common.modelDir().toAbsolutePath(), common.threadCount(),
                 common.weights.name(), common.device, ClusterOptions.defaults().host().maxSessions());
-        return ClusterEngine.withLocalHosts(model, options, hosts, host);
+        return LocalCluster.engine(model, options, hosts, host);
     }
 
     /** Adds {@code hosts} (context hosts used, 0 in-process) and phase-2 {@code bytes_per_token}. */

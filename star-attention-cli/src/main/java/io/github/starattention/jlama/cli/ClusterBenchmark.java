@@ -1,5 +1,8 @@
-package io.github.starattention.jlama.cluster;
+package io.github.starattention.jlama.cli;
 
+import io.github.starattention.jlama.cluster.ClusterContextSession;
+import io.github.starattention.jlama.cluster.ClusterEngine;
+import io.github.starattention.jlama.cluster.ClusterOptions;
 import io.github.starattention.jlama.ContextSession;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Generation;
@@ -157,7 +160,7 @@ public final class ClusterBenchmark {
         EngineOptions options = ClusterEngine.balanced(local(Mode.STAR), hosts);
         Row best = null;
         boolean allEqual = true;
-        try (ClusterEngine e = ClusterEngine.withLocalHosts(model, options, hosts, host, shareAnchor)) {
+        try (ClusterEngine e = LocalCluster.engine(model, options, hosts, host, shareAnchor)) {
             out.printf(Locale.ROOT, "  %d host(s) up in %.1f s%n", hosts, (System.nanoTime() - t0) / 1e9);
             warmUp(e, options.blocks());
             for (int run = 1; run <= config.runs(); run++) {

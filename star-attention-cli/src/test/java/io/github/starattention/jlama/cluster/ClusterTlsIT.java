@@ -1,5 +1,6 @@
 package io.github.starattention.jlama.cluster;
 
+import io.github.starattention.jlama.cli.LocalCluster;
 import static io.github.starattention.jlama.cluster.ClusterFixture.SCALE;
 import static io.github.starattention.jlama.cluster.ClusterFixture.context;
 import static io.github.starattention.jlama.cluster.ClusterFixture.query;
@@ -33,7 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  * (open-source Hazelcast cannot stop it) but can neither serve as a context host nor reach the hosts.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
-@ExtendWith(ClusterFixture.HostLogs.class)
+@ExtendWith(HostLogs.class)
 class ClusterTlsIT {
 
     private static final String PASSWORD = "test-only-password";
@@ -52,7 +53,7 @@ class ClusterTlsIT {
         ClusterFixture.model();
         // one TLS context host is enough to show the handshake works both ways and keeps the suite light on 2 cores
         hosts = LocalCluster.start(1, ClusterFixture.hostSettings(600_000).withTls(tls), null, List.of("-Xmx512m"));
-        ClusterFixture.HostLogs.cluster = hosts;
+        HostLogs.cluster = hosts;
         hosts.awaitReady();
         engine = ClusterEngine.start(ClusterFixture.model(), ClusterFixture.star(),
                 ClusterFixture.queryHost(hosts.queryHostOptions()));

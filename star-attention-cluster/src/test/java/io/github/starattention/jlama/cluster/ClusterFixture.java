@@ -12,8 +12,6 @@ import io.github.starattention.jlama.TestData;
 import io.github.starattention.jlama.TokenListener;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import org.junit.jupiter.api.extension.ExtensionContext;
-import org.junit.jupiter.api.extension.TestWatcher;
 
 /** Shared pieces of the cluster integration tests: dev examples, in-process references, timeouts, host logs. */
 final class ClusterFixture {
@@ -92,20 +90,5 @@ final class ClusterFixture {
                 return s.generate(query(queryId), GenerationOptions.greedy(maxNewTokens), TokenListener.NONE).tokens();
             }
         });
-    }
-
-    /** Prints the end of every host's log when a test fails. */
-    static final class HostLogs implements TestWatcher {
-        static volatile LocalCluster cluster;
-
-        @Override
-        public void testFailed(ExtensionContext context, Throwable cause) {
-            LocalCluster c = cluster;
-            if (c != null) {
-                for (int i = 0; i < c.size(); i++) {
-                    System.err.println("---- end of host-" + i + " log (" + c.log(i) + ")\n" + c.logTail(i, 40));
-                }
-            }
-        }
     }
 }

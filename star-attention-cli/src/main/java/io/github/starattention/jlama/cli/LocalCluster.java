@@ -1,5 +1,9 @@
-package io.github.starattention.jlama.cluster;
+package io.github.starattention.jlama.cli;
 
+import io.github.starattention.jlama.EngineOptions;
+import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.cluster.ClusterEngine;
+import io.github.starattention.jlama.cluster.ClusterOptions;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -21,7 +25,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Context hosts as child JVMs on {@code 127.0.0.1}, for {@code ask --hosts N}, the benchmark and the integration
- * tests. Each child runs {@code StarAttentionCli host --config FILE} with this JVM's Java, class path and the launcher's
+ * tests; {@link #engine} starts them and joins them as the query host in one call. Each child runs {@code StarAttentionCli host --config FILE} with this JVM's Java, class path and the launcher's
  * flags, in a cluster of its own (a random cluster name, free Hazelcast ports, all members listed explicitly). The
  * query host joins with {@link #queryHostOptions()}.
  *
@@ -77,6 +81,52 @@ public final class LocalCluster implements AutoCloseable {
             }
         } catch (RuntimeException e) {
             close();
+            throw e;
+        }
+    }
+
+    /**
+     * Spawns {@code hosts} context-host JVMs on {@code 127.0.0.1} , waits until they serve
+     * (at most {@code -Dstar.attention.hostWaitMs}, default 180 s), and joins them as the query host; closing the
+     * engine stops them. {@code -Dstar.attention.hostJvmArgs="..."} adds JVM options to every host (space-separated,
+     * e.g. {@code -Xmx4g} or a flight recording).
+     *
+     * @param host what the hosts serve (model folder, threads, weights, device)
+     */
+    public static ClusterEngine engine(StarAttentionModel model, EngineOptions options, int hosts,
+                                               ClusterOptions.Host host) {
+        return engine(model, options, hosts, host, ClusterOptions.defaults().shareAnchor());
+    }
+
+    /**
+     * {@link #engine(StarAttentionModel, EngineOptions, int, ClusterOptions.Host)} with the anchor shared
+     * between hosts in phase 1 or not ({@link ClusterOptions#shareAnchor}).
+     */
+    public static ClusterEngine engine(StarAttentionModel model, EngineOptions options, int hosts,
+                                               ClusterOptions.Host host, boolean shareAnchor) {
+        ClusterOptions base = ClusterOptions.defaults().withHost(host);
+        ClusterOptions.Timeouts t = base.timeouts();
+        long wait = Long.getLong("star.attention.hostWaitMs", 180_000); // JVM start + model load + join
+        base = base.withTimeouts(new ClusterOptions.Timeouts(t.requestMs(), t.prefillMs(), t.joinMs(), wait,
+                t.sessionIdleMs()));
+        // the hosts share this machine's cores: a heartbeat that is late by many seconds means a busy JVM (warming up,
+        // encoding), not a dead one, and a killed host is noticed anyway when its connections close
+        base = base.withFailureDetectionAtLeast(60);
+        String extra = System.getProperty("star.attention.hostJvmArgs", "").strip();
+        LocalCluster local = LocalCluster.start(hosts, base, null, extra.isEmpty() ? List.of() : List.of(extra.split("\\s+")));
+        try {
+            local.awaitReady();
+            ClusterEngine engine = ClusterEngine.start(model, options, local.queryHostOptions().withShareAnchor(shareAnchor), hosts);
+            engine.closeWith(local);
+            try {
+                engine.awaitHosts(hosts);
+            } catch (RuntimeException e) {
+                engine.close();
+                throw e;
+            }
+            return engine;
+        } catch (RuntimeException e) {
+            local.close();
             throw e;
         }
     }

@@ -122,52 +122,6 @@ public final class ClusterEngine implements StarAttentionEngine {
     }
 
     /**
-     * Spawns {@code hosts} context-host JVMs on {@code 127.0.0.1} ({@link LocalCluster}), waits until they serve
-     * (at most {@code -Dstar.attention.hostWaitMs}, default 180 s), and joins them as the query host; closing the
-     * engine stops them. {@code -Dstar.attention.hostJvmArgs="..."} adds JVM options to every host (space-separated,
-     * e.g. {@code -Xmx4g} or a flight recording).
-     *
-     * @param host what the hosts serve (model folder, threads, weights, device)
-     */
-    public static ClusterEngine withLocalHosts(StarAttentionModel model, EngineOptions options, int hosts,
-                                               ClusterOptions.Host host) {
-        return withLocalHosts(model, options, hosts, host, ClusterOptions.defaults().shareAnchor());
-    }
-
-    /**
-     * {@link #withLocalHosts(StarAttentionModel, EngineOptions, int, ClusterOptions.Host)} with the anchor shared
-     * between hosts in phase 1 or not ({@link ClusterOptions#shareAnchor}).
-     */
-    public static ClusterEngine withLocalHosts(StarAttentionModel model, EngineOptions options, int hosts,
-                                               ClusterOptions.Host host, boolean shareAnchor) {
-        ClusterOptions base = ClusterOptions.defaults().withHost(host);
-        ClusterOptions.Timeouts t = base.timeouts();
-        long wait = Long.getLong("star.attention.hostWaitMs", 180_000); // JVM start + model load + join
-        base = base.withTimeouts(new ClusterOptions.Timeouts(t.requestMs(), t.prefillMs(), t.joinMs(), wait,
-                t.sessionIdleMs()));
-        // the hosts share this machine's cores: a heartbeat that is late by many seconds means a busy JVM (warming up,
-        // encoding), not a dead one, and a killed host is noticed anyway when its connections close
-        base = base.withFailureDetectionAtLeast(60);
-        String extra = System.getProperty("star.attention.hostJvmArgs", "").strip();
-        LocalCluster local = LocalCluster.start(hosts, base, null, extra.isEmpty() ? List.of() : List.of(extra.split("\\s+")));
-        try {
-            local.awaitReady();
-            ClusterEngine engine = start(model, options, local.queryHostOptions().withShareAnchor(shareAnchor), hosts);
-            engine.closeWith(local);
-            try {
-                engine.awaitHosts(hosts);
-            } catch (RuntimeException e) {
-                engine.close();
-                throw e;
-            }
-            return engine;
-        } catch (RuntimeException e) {
-            local.close();
-            throw e;
-        }
-    }
-
-    /**
      * Joins the cluster configured in {@code file} as the query host and waits for {@code hosts} context hosts (at
      * least one when {@code hosts} is 0; all that are there are used then).
      *
