@@ -15,6 +15,15 @@ public interface AttentionKernel extends AutoCloseable {
     /** A short name for logs and reports, e.g. {@code cpu} or {@code cuda:0}. */
     String name();
 
+    /**
+     * What about this kernel changes its results (not which device instance runs it), e.g. {@code cpu-fp32} or
+     * {@code cuda-fp16}: two kernels with the same numerics compute the same partial attention. Hosts of a cluster
+     * must agree on it.
+     */
+    default String numerics() {
+        return name();
+    }
+
     /** Creates an empty KV store for this kernel. */
     KvStore createStore(KvLayout layout);
 

@@ -120,6 +120,12 @@ public final class CpuAttentionKernel implements AttentionKernel {
         return "cpu";
     }
 
+    /** fp32 K, V and accumulation. */
+    @Override
+    public String numerics() {
+        return "cpu-fp32";
+    }
+
     @Override
     public KvStore createStore(KvLayout layout) {
         return new HeapKvStore(layout);

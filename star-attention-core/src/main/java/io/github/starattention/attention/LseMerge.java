@@ -8,8 +8,10 @@ import java.util.List;
  * <p>For each (token, head): {@code m = max_i L_i}, {@code w_i = exp(L_i - m)}, {@code L = m + log(sum w_i)},
  * {@code O = sum_i w_i O_i / sum_i w_i}. The max shift keeps every exponent {@code <= 0}, so extreme LSE values
  * cannot overflow; a partition with {@code L_i = -Infinity} (no visible key) gets weight 0, and a token that sees
- * no key anywhere keeps {@code L = -Infinity} and a zero output, never NaN. All arithmetic is fp32 with the
- * weights formed in double. The merge is associative and commutative up to rounding.
+ * no key anywhere keeps {@code L = -Infinity} and a zero output, never NaN. A NaN or {@code +Infinity} LSE is a
+ * broken partial (a kernel or a host computed garbage): the merge throws {@link IllegalStateException} rather than
+ * drop or spread it. All arithmetic is fp32 with the weights formed in double. The merge is associative and
+ * commutative up to rounding.
  */
 public final class LseMerge {
 
@@ -27,12 +29,12 @@ public final class LseMerge {
         float[] bo = other.output();
         float[] bl = other.lse();
         for (int r = 0; r < al.length; r++) {
-            float la = al[r];
-            float lb = bl[r];
-            if (lb == Float.NEGATIVE_INFINITY || Float.isNaN(lb)) {
+            float la = checked(al[r], r);
+            float lb = checked(bl[r], r);
+            if (lb == Float.NEGATIVE_INFINITY) {
                 continue;
             }
-            if (la == Float.NEGATIVE_INFINITY || Float.isNaN(la)) {
+            if (la == Float.NEGATIVE_INFINITY) {
                 System.arraycopy(bo, r * d, ao, r * d, d);
                 al[r] = lb;
                 continue;
@@ -50,6 +52,15 @@ public final class LseMerge {
             al[r] = (float) (m + Math.log(sum));
         }
         return acc;
+    }
+
+    /** {@code lse} if it is finite or {@code -Infinity} (no visible key); a NaN or {@code +Infinity} is an error. */
+    private static float checked(float lse, int row) {
+        if (Float.isNaN(lse) || lse == Float.POSITIVE_INFINITY) {
+            throw new IllegalStateException("log-sum-exp " + lse + " in row " + row + " of a partial attention: a "
+                    + "partition's attention is broken (NaN or infinite scores)");
+        }
+        return lse;
     }
 
     /** Merges all partials (none modified) into a new one. */
@@ -73,8 +84,8 @@ public final class LseMerge {
         for (int r = 0; r < rows; r++) {
             float m = Float.NEGATIVE_INFINITY;
             for (PartialAttention p : parts) {
-                float l = p.lse()[r];
-                if (!Float.isNaN(l) && l > m) {
+                float l = checked(p.lse()[r], r);
+                if (l > m) {
                     m = l;
                 }
             }
@@ -84,7 +95,7 @@ public final class LseMerge {
             double sum = 0;
             for (int i = 0; i < n; i++) {
                 float l = parts.get(i).lse()[r];
-                w[i] = (l == Float.NEGATIVE_INFINITY || Float.isNaN(l)) ? 0 : Math.exp((double) l - m);
+                w[i] = l == Float.NEGATIVE_INFINITY ? 0 : Math.exp((double) l - m);
                 sum += w[i];
             }
             int base = r * d;

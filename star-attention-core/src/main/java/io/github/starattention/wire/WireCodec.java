@@ -27,6 +27,8 @@ public final class WireCodec {
     public static final int MAX_STRING_BYTES = 4096;
     /** Largest head count or head dimension accepted. */
     public static final int MAX_DIM = 1 << 16;
+    /** Most elements of one array field: its 4-byte values must fit a frame (at most 2 GiB). */
+    public static final int MAX_ELEMENTS = Integer.MAX_VALUE / 4;
 
     private WireCodec() {
     }
@@ -190,9 +192,10 @@ public final class WireCodec {
                     int tokens = nonNegative(b.getInt(), "anchor tokens");
                     int heads = dim(b.getInt(), "KV heads");
                     int d = dim(b.getInt(), "head dimension");
-                    long n = (long) tokens * heads * d;
-                    need(b, 8L * n, "anchor KV of " + tokens + " x " + heads + " x " + d);
-                    yield new WireMessage.AnchorReply(layer, tokens, heads, d, getFloats(b, (int) n), getFloats(b, (int) n));
+                    String what = "anchor KV of " + tokens + " x " + heads + " x " + d;
+                    int n = elements(what, tokens, heads, d);
+                    need(b, 8L * n, what);
+                    yield new WireMessage.AnchorReply(layer, tokens, heads, d, getFloats(b, n), getFloats(b, n));
                 }
                 default -> throw new WireFormatException("unknown message type " + type);
             };
@@ -202,6 +205,11 @@ public final class WireCodec {
             return m;
         } catch (BufferUnderflowException e) {
             throw new WireFormatException("frame ends in the middle of a field");
+        } catch (WireFormatException e) {
+            throw e;
+        } catch (IllegalArgumentException | IndexOutOfBoundsException e) {
+            // a message's own invariants (e.g. a query whose arrays do not match its shape)
+            throw new WireFormatException("malformed " + e.getMessage());
         }
     }
 
@@ -228,15 +236,16 @@ public final class WireCodec {
         if (!(scale > 0) || Float.isInfinite(scale)) {
             throw new WireFormatException("query scale must be a positive finite number, got " + scale);
         }
-        long floats = (long) tokens * heads * d;
-        need(b, 4L * tokens + 4L * floats, "query of " + tokens + " x " + heads + " x " + d);
+        String what = "query of " + tokens + " x " + heads + " x " + d;
+        int floats = elements(what, tokens, heads, d);
+        need(b, 4L * tokens + 4L * floats, what);
         int[] positions = getInts(b, tokens);
         for (int p : positions) {
             if (p < 0) {
                 throw new WireFormatException("negative position id " + p);
             }
         }
-        float[] q = getFloats(b, (int) floats);
+        float[] q = getFloats(b, floats);
         return new AttentionQuery(q, positions, tokens, heads, d, scale);
     }
 
@@ -258,10 +267,12 @@ public final class WireCodec {
         int tokens = nonNegative(b.getInt(), "partial tokens");
         int heads = dim(b.getInt(), "heads");
         int d = dim(b.getInt(), "head dimension");
-        long rows = (long) tokens * heads;
-        need(b, 4L * rows * (1 + d), "partial of " + tokens + " x " + heads + " x " + d);
-        float[] lse = getFloats(b, (int) rows);
-        float[] out = getFloats(b, (int) (rows * d));
+        String what = "partial of " + tokens + " x " + heads + " x " + d;
+        int rows = elements(what, tokens, heads);
+        int outputs = elements(what, tokens, heads, d);
+        need(b, 4L * rows + 4L * outputs, what);
+        float[] lse = getFloats(b, rows);
+        float[] out = getFloats(b, outputs);
         return new PartialAttention(tokens, heads, d, out, lse);
     }
 
@@ -345,6 +356,22 @@ public final class WireCodec {
         }
         need(b, (long) n * minBytesEach, n + " " + what);
         return n;
+    }
+
+    /**
+     * The element count {@code a x b x ...} of an array field; a count whose floats could not fit one frame (more
+     * than {@link #MAX_ELEMENTS}) is malformed. Keeps every size computation below in range: without it, a 116-byte
+     * frame could claim 2^63 bytes and overflow the check against the bytes present.
+     */
+    private static int elements(String what, int... factors) {
+        long n = 1;
+        for (int f : factors) {
+            n *= f; // each factor is in [0, 2^31) and n stays <= MAX_ELEMENTS before it: no overflow
+            if (n > MAX_ELEMENTS) {
+                throw new WireFormatException(what + " has more elements than a frame can hold");
+            }
+        }
+        return (int) n;
     }
 
     private static void need(ByteBuffer b, long bytes, String what) {

@@ -100,6 +100,17 @@ class LseMergeTest {
     }
 
     @ParameterizedTest(name = "lse {0}")
+    @ValueSource(floats = {Float.NaN, Float.POSITIVE_INFINITY})
+    void aBrokenPartialIsAnErrorNotAnEmptyPartition(float broken) {
+        PartialAttention real = partial(new float[] {1, 2}, 0.5f);
+        PartialAttention bad = partial(new float[] {3, 4}, broken);
+        assertThatThrownBy(() -> LseMerge.merge(List.of(real, bad))).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("log-sum-exp " + broken);
+        assertThatThrownBy(() -> LseMerge.mergeInto(real.copy(), bad)).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> LseMerge.mergeInto(bad.copy(), real)).isInstanceOf(IllegalStateException.class);
+    }
+
+    @ParameterizedTest(name = "lse {0}")
     @ValueSource(floats = {1e30f, -1e30f, 3e38f, -3e38f})
     void extremeLseValuesGiveNoNaNOrInfinity(float big) {
         PartialAttention a = partial(new float[] {1, -1}, big);

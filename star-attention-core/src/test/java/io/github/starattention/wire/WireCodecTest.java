@@ -218,7 +218,7 @@ class WireCodecTest {
         byte[] q = WireCodec.encode(new WireMessage.AttendRequest(SESSION, 0, new int[0], query(1, 2, 2, 6)));
         ByteBuffer qb = ByteBuffer.wrap(q).order(ByteOrder.LITTLE_ENDIAN);
         int queryAt = WireCodec.HEADER_BYTES + 16 + 4 + 4;
-        qb.putInt(queryAt, 1 << 30); // tokens
+        qb.putInt(queryAt, 1 << 20); // tokens: 4 MiB of floats claimed, a few bytes present
         assertThatThrownBy(() -> WireCodec.decode(q)).isInstanceOf(WireFormatException.class)
                 .hasMessageContaining("needs");
         qb.putInt(queryAt, 1);
@@ -229,6 +229,103 @@ class WireCodecTest {
         qb.putFloat(queryAt + 12, Float.NaN); // scale
         assertThatThrownBy(() -> WireCodec.decode(q)).isInstanceOf(WireFormatException.class)
                 .hasMessageContaining("scale");
+    }
+
+    @Test
+    void shapesWhoseSizeOverflowsAreRejectedBeforeAllocating() {
+        // each of these once passed the size check (the byte count overflowed a long) and allocated gigabytes
+        byte[] q = WireCodec.encode(new WireMessage.AttendRequest(SESSION, 0, new int[0], query(1, 2, 2, 6)));
+        ByteBuffer qb = ByteBuffer.wrap(q).order(ByteOrder.LITTLE_ENDIAN);
+        int queryAt = WireCodec.HEADER_BYTES + 16 + 4 + 4;
+        qb.putInt(queryAt, Integer.MAX_VALUE).putInt(queryAt + 4, WireCodec.MAX_DIM)
+                .putInt(queryAt + 8, WireCodec.MAX_DIM);
+        assertThatThrownBy(() -> WireCodec.decode(q)).isExactlyInstanceOf(WireFormatException.class)
+                .hasMessageContaining("more elements than a frame can hold");
+
+        byte[] r = WireCodec.encode(new WireMessage.AttendReply(1, List.of(partial(1, 1, 2, 3))));
+        ByteBuffer rb = ByteBuffer.wrap(r).order(ByteOrder.LITTLE_ENDIAN);
+        int partialAt = WireCodec.HEADER_BYTES + 12;
+        rb.putInt(partialAt, Integer.MAX_VALUE).putInt(partialAt + 4, WireCodec.MAX_DIM)
+                .putInt(partialAt + 8, WireCodec.MAX_DIM);
+        assertThatThrownBy(() -> WireCodec.decode(r)).isExactlyInstanceOf(WireFormatException.class)
+                .hasMessageContaining("more elements than a frame can hold");
+
+        byte[] a = WireCodec.encode(new WireMessage.AnchorReply(0, 1, 1, 1, new float[] {1}, new float[] {2}));
+        ByteBuffer ab = ByteBuffer.wrap(a).order(ByteOrder.LITTLE_ENDIAN);
+        int anchorAt = WireCodec.HEADER_BYTES + 4;
+        ab.putInt(anchorAt, Integer.MAX_VALUE).putInt(anchorAt + 4, WireCodec.MAX_DIM)
+                .putInt(anchorAt + 8, WireCodec.MAX_DIM);
+        assertThatThrownBy(() -> WireCodec.decode(a)).isExactlyInstanceOf(WireFormatException.class)
+                .hasMessageContaining("more elements than a frame can hold");
+    }
+
+    /**
+     * Random, truncated and bit-flipped frames of every message type (seeded, bounded): each decodes to a message or
+     * fails with a {@link WireFormatException}, never another exception, and never allocates more than the frame.
+     */
+    @Test
+    void fuzzedFramesDecodeOrFailWithWireFormatException() {
+        List<byte[]> seeds = List.of(
+                WireCodec.encode(new WireMessage.InfoRequest()),
+                WireCodec.encode(new WireMessage.HostInfo("n", "host-0", "m", "cpu", 2, 1, 3)),
+                WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 4, 4, 2, new int[] {0, 1},
+                        new int[] {5, 6, 7}, "node")),
+                WireCodec.encode(new WireMessage.PrefillReply(SESSION, new int[] {1}, 10, 20)),
+                WireCodec.encode(new WireMessage.AttendRequest(SESSION, 3, new int[] {0}, query(2, 2, 4, 1))),
+                WireCodec.encode(new WireMessage.AttendReply(5, List.of(partial(2, 2, 4, 2), partial(1, 2, 4, 3)))),
+                WireCodec.encode(new WireMessage.ReleaseRequest(SESSION)),
+                WireCodec.encode(new WireMessage.ReleaseReply(7, 1)),
+                WireCodec.encode(new WireMessage.AnchorRequest(SESSION, 2)),
+                WireCodec.encode(new WireMessage.AnchorReply(1, 2, 1, 2, new float[] {1, 2, 3, 4},
+                        new float[] {5, 6, 7, 8})));
+        Random r = new Random(20261203);
+        int decoded = 0;
+        int rejected = 0;
+        for (int i = 0; i < 60_000; i++) {
+            byte[] seed = seeds.get(r.nextInt(seeds.size()));
+            byte[] frame = switch (i % 4) {
+                case 0 -> { // flip 1-4 bits
+                    byte[] f = seed.clone();
+                    for (int k = 1 + r.nextInt(4); k > 0; k--) {
+                        f[r.nextInt(f.length)] ^= (byte) (1 << r.nextInt(8));
+                    }
+                    yield f;
+                }
+                case 1 -> { // overwrite one int of the payload with a hostile value, header length kept consistent
+                    byte[] f = seed.clone();
+                    if (f.length >= WireCodec.HEADER_BYTES + 4) {
+                        int at = WireCodec.HEADER_BYTES + r.nextInt(f.length - WireCodec.HEADER_BYTES - 3);
+                        int[] hostile = {-1, 0, Integer.MAX_VALUE, Integer.MIN_VALUE, 1 << 30, WireCodec.MAX_DIM,
+                                r.nextInt()};
+                        ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN)
+                                .putInt(at, hostile[r.nextInt(hostile.length)]);
+                    }
+                    yield f;
+                }
+                case 2 -> { // truncate, header length adjusted to match
+                    byte[] f = Arrays.copyOf(seed,
+                            WireCodec.HEADER_BYTES + r.nextInt(seed.length - WireCodec.HEADER_BYTES + 1));
+                    ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN).putInt(8, f.length - WireCodec.HEADER_BYTES);
+                    yield f;
+                }
+                default -> { // a valid header over random bytes
+                    byte[] f = new byte[WireCodec.HEADER_BYTES + r.nextInt(200)];
+                    r.nextBytes(f);
+                    ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN).putInt(0, WireCodec.MAGIC)
+                            .put(4, WireCodec.VERSION).put(5, seed[5]).putShort(6, (short) 0)
+                            .putInt(8, f.length - WireCodec.HEADER_BYTES);
+                    yield f;
+                }
+            };
+            try {
+                assertThat(WireCodec.decode(frame)).isNotNull();
+                decoded++;
+            } catch (WireFormatException e) {
+                rejected++;
+            }
+        }
+        assertThat(decoded).isPositive();
+        assertThat(rejected).isPositive();
     }
 
     @Test

@@ -2,7 +2,6 @@ package io.github.starattention.jlama;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.github.tjake.jlama.model.AbstractModel;
 import com.github.tjake.jlama.tensor.AbstractTensor;
 import com.github.tjake.jlama.tensor.KvBufferCache;
@@ -15,15 +14,8 @@ import io.github.starattention.attention.AttentionKernels;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.BlockPlan;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -80,90 +72,6 @@ class ModelFamiliesIT {
 
     /** A 2-layer model with GQA (4 heads, 2 KV heads, head_dim 32) and random weights, in safetensors F32. */
     static Path writeRandomModel(Path dir, String type, boolean qkvBias) throws IOException {
-        Files.createDirectories(dir);
-        Path bundled = TestData.modelDir();
-        Files.copy(bundled.resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
-        Files.copy(bundled.resolve("tokenizer_config.json"), dir.resolve("tokenizer_config.json"));
-        int vocab = 12544, hidden = 128, inter = 256, heads = 4, kvHeads = 2, d = 32, layers = 2;
-        Map<String, Object> config = new LinkedHashMap<>();
-        config.put("model_type", type);
-        config.put("vocab_size", vocab);
-        config.put("hidden_size", hidden);
-        config.put("intermediate_size", inter);
-        config.put("num_hidden_layers", layers);
-        config.put("num_attention_heads", heads);
-        config.put("num_key_value_heads", kvHeads);
-        config.put("head_dim", d);
-        config.put("max_position_embeddings", 4096);
-        config.put("rope_theta", 10000.0);
-        config.put("rms_norm_eps", 1e-5);
-        config.put("bos_token_id", 1);
-        config.put("eos_token_id", 2);
-        config.put("hidden_act", "silu");
-        config.put("tie_word_embeddings", false);
-        new ObjectMapper().writeValue(dir.resolve("config.json").toFile(), config);
-
-        Map<String, int[]> shapes = new LinkedHashMap<>();
-        shapes.put("model.embed_tokens.weight", new int[] {vocab, hidden});
-        for (int l = 0; l < layers; l++) {
-            String p = "model.layers." + l + ".";
-            shapes.put(p + "self_attn.q_proj.weight", new int[] {heads * d, hidden});
-            shapes.put(p + "self_attn.k_proj.weight", new int[] {kvHeads * d, hidden});
-            shapes.put(p + "self_attn.v_proj.weight", new int[] {kvHeads * d, hidden});
-            shapes.put(p + "self_attn.o_proj.weight", new int[] {hidden, heads * d});
-            if (qkvBias) {
-                shapes.put(p + "self_attn.q_proj.bias", new int[] {heads * d});
-                shapes.put(p + "self_attn.k_proj.bias", new int[] {kvHeads * d});
-                shapes.put(p + "self_attn.v_proj.bias", new int[] {kvHeads * d});
-            }
-            shapes.put(p + "mlp.gate_proj.weight", new int[] {inter, hidden});
-            shapes.put(p + "mlp.up_proj.weight", new int[] {inter, hidden});
-            shapes.put(p + "mlp.down_proj.weight", new int[] {hidden, inter});
-            shapes.put(p + "input_layernorm.weight", new int[] {hidden});
-            shapes.put(p + "post_attention_layernorm.weight", new int[] {hidden});
-        }
-        shapes.put("model.norm.weight", new int[] {hidden});
-        shapes.put("lm_head.weight", new int[] {vocab, hidden});
-        writeSafetensors(dir.resolve("model.safetensors"), shapes, new Random(42));
-        return dir;
-    }
-
-    private static void writeSafetensors(Path file, Map<String, int[]> shapes, Random random) throws IOException {
-        StringBuilder header = new StringBuilder("{");
-        long offset = 0;
-        for (var e : shapes.entrySet()) {
-            long n = 1;
-            for (int s : e.getValue()) {
-                n *= s;
-            }
-            if (header.length() > 1) {
-                header.append(',');
-            }
-            header.append('"').append(e.getKey()).append("\":{\"dtype\":\"F32\",\"shape\":")
-                    .append(java.util.Arrays.toString(e.getValue()).replace(" ", ""))
-                    .append(",\"data_offsets\":[").append(offset).append(',').append(offset + 4 * n).append("]}");
-            offset += 4 * n;
-        }
-        header.append('}');
-        while (header.length() % 8 != 0) {
-            header.append(' ');
-        }
-        byte[] h = header.toString().getBytes(StandardCharsets.UTF_8);
-        try (OutputStream out = Files.newOutputStream(file)) {
-            out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(h.length).array());
-            out.write(h);
-            for (var e : shapes.entrySet()) {
-                boolean norm = e.getKey().endsWith("norm.weight");
-                long n = 1;
-                for (int s : e.getValue()) {
-                    n *= s;
-                }
-                ByteBuffer buf = ByteBuffer.allocate((int) (4 * n)).order(ByteOrder.LITTLE_ENDIAN);
-                for (long i = 0; i < n; i++) {
-                    buf.putFloat(norm ? 1f + 0.1f * (float) random.nextGaussian() : 0.08f * (float) random.nextGaussian());
-                }
-                out.write(buf.array());
-            }
-        }
+        return RandomModels.write(dir, new RandomModels.Shape(type, 128, 256, 2, 4, 2, 32, 10000.0, qkvBias, false), 42);
     }
 }

@@ -77,6 +77,7 @@ public final class AskCommand implements Callable<Integer> {
         try (StarAttentionModel model = common.loadModel();
              StarAttentionEngine engine = Distributed.engine(model, engineOptions, common, hosts, cluster)) {
             PromptSplit split = model.split(context, question);
+            common.checkPlanFits(split.contextTokens().length);
             ProgressBar bar = json ? ProgressBar.silent() : new ProgressBar("prefill", System.err);
             try (ContextSession session = engine.prefill(split.contextTokens(), bar::update)) {
                 bar.done();
@@ -129,7 +130,11 @@ public final class AskCommand implements Callable<Integer> {
             throw new IllegalArgumentException("cannot read context file " + file);
         }
         try {
-            return Files.readString(file);
+            String text = Files.readString(file);
+            if (text.isBlank()) {
+                throw new IllegalArgumentException("the context file " + file + " is empty: nothing to encode");
+            }
+            return text;
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot read context file " + file + ": " + e.getMessage(), e);
         }

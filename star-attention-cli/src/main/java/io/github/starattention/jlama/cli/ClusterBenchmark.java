@@ -1,8 +1,5 @@
 package io.github.starattention.jlama.cli;
 
-import io.github.starattention.jlama.cluster.ClusterContextSession;
-import io.github.starattention.jlama.cluster.ClusterEngine;
-import io.github.starattention.jlama.cluster.ClusterOptions;
 import io.github.starattention.jlama.ContextSession;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Generation;
@@ -13,6 +10,9 @@ import io.github.starattention.jlama.PrefillListener;
 import io.github.starattention.jlama.StarAttentionEngine;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.TokenListener;
+import io.github.starattention.jlama.cluster.ClusterContextSession;
+import io.github.starattention.jlama.cluster.ClusterEngine;
+import io.github.starattention.jlama.cluster.ClusterOptions;
 import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.Arrays;

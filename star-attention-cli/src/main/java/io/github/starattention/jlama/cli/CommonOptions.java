@@ -1,6 +1,7 @@
 package io.github.starattention.jlama.cli;
 
 import io.github.starattention.attention.Device;
+import io.github.starattention.attention.cuda.CudaProbe;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.StarAttentionModel;
@@ -76,7 +77,14 @@ public final class CommonOptions {
     public Device deviceValue() {
         return switch (device.toLowerCase(java.util.Locale.ROOT)) {
             case "cpu" -> Device.CPU;
-            case "cuda" -> Device.CUDA;
+            case "cuda" -> {
+                CudaProbe.Result probe = CudaProbe.probe();
+                if (!probe.available()) {
+                    throw new IllegalArgumentException("--device cuda: CUDA is not usable here (" + probe.detail()
+                            + "); use --device auto or --device cpu");
+                }
+                yield Device.CUDA;
+            }
             case "auto" -> Device.AUTO;
             default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
         };
@@ -90,10 +98,31 @@ public final class CommonOptions {
         return StarAttentionModel.load(modelDir(), weights, threadCount());
     }
 
+    /**
+     * Checks the block flags against a context of {@code contextTokens} tokens: more blocks than tokens would cut it
+     * into one-token blocks (and answer from almost nothing).
+     */
+    public void checkPlanFits(int contextTokens) {
+        if (blocks != null && blocks > contextTokens) {
+            throw new IllegalArgumentException("--blocks " + blocks + " is more than the context's " + contextTokens
+                    + " tokens; use fewer blocks");
+        }
+    }
+
     /** Engine options for {@code mode} from the block flags. */
     public EngineOptions engineOptions(Mode mode) {
         if (blocks != null && blockSize != null) {
             throw new IllegalArgumentException("give either --blocks or --block-size, not both");
+        }
+        // 0 and -1 mean "unset" inside EngineOptions: refuse them here rather than silently use a default
+        if (blocks != null && blocks < 1) {
+            throw new IllegalArgumentException("--blocks must be at least 1, got " + blocks);
+        }
+        if (blockSize != null && blockSize < 1) {
+            throw new IllegalArgumentException("--block-size must be at least 1, got " + blockSize);
+        }
+        if (anchorSize != null && anchorSize < 0) {
+            throw new IllegalArgumentException("--anchor-size must be at least 0 (0 = no anchor), got " + anchorSize);
         }
         EngineOptions.Builder b = EngineOptions.builder().mode(mode).device(deviceValue()).threads(threadCount());
         if (blocks != null) {

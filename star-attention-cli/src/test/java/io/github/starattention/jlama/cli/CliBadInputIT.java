@@ -1,7 +1,9 @@
 package io.github.starattention.jlama.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
+import io.github.starattention.attention.cuda.CudaProbe;
 import io.github.starattention.jlama.TestData;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -10,6 +12,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Bad input: one clear line on stderr, exit code 2, no stack trace. */
 class CliBadInputIT {
@@ -75,6 +80,36 @@ class CliBadInputIT {
         Result r = run("ask", "--model", TestData.modelDir().toString(),
                 "--context-file", context("1 2 3 4 5 6 7 8 ".repeat(5_000)).toString(), "--question", "q");
         assertOneLine(r, "but the model has 32768");
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({
+            "--blocks,      100000, is more than the context's",
+            "--blocks,      0,      --blocks must be at least 1",
+            "--block-size,  0,      --block-size must be at least 1",
+            "--anchor-size, -1,     --anchor-size must be at least 0"})
+    void blockFlagsThatDoNotMakeAPlanAreRefused(String flag, String value, String expected) throws IOException {
+        Result r = run("ask", "--model", TestData.modelDir().toString(),
+                "--context-file", context("some words here and there, a short context").toString(), "--question", "q",
+                flag, value);
+        assertOneLine(r, expected);
+    }
+
+    @ParameterizedTest(name = "context \"{0}\"")
+    @ValueSource(strings = {"", " \n\t "})
+    void anEmptyContextFileIsRefused(String text) throws IOException {
+        Result r = run("ask", "--model", TestData.modelDir().toString(), "--context-file", context(text).toString(),
+                "--question", "q");
+        assertOneLine(r, "is empty");
+    }
+
+    @Test
+    void cudaWithoutAGpuIsRefusedNamingTheOptions() throws IOException {
+        assumeFalse(CudaProbe.isAvailable(), "this machine has a usable GPU");
+        Result r = run("ask", "--model", TestData.modelDir().toString(), "--context-file", context("x y z").toString(),
+                "--question", "q", "--device", "cuda");
+        assertOneLine(r, "--device cuda: CUDA is not usable here");
+        assertThat(r.err()).contains("use --device auto or --device cpu");
     }
 
     @Test

@@ -1,6 +1,5 @@
 package io.github.starattention.jlama.cluster;
 
-import io.github.starattention.jlama.cli.LocalCluster;
 import static io.github.starattention.jlama.cluster.ClusterFixture.SCALE;
 import static io.github.starattention.jlama.cluster.ClusterFixture.context;
 import static io.github.starattention.jlama.cluster.ClusterFixture.query;
@@ -12,6 +11,7 @@ import io.github.starattention.jlama.Generation;
 import io.github.starattention.jlama.GenerationOptions;
 import io.github.starattention.jlama.PrefillListener;
 import io.github.starattention.jlama.TokenListener;
+import io.github.starattention.jlama.cli.LocalCluster;
 import io.github.starattention.wire.WireMessage;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -198,6 +198,49 @@ class ClusterIT {
             assertThat(s.generate(query(id), GenerationOptions.greedy(24), TokenListener.NONE).tokens())
                     .containsExactly(reference(id, id, 24, 6));
         }
+    }
+
+    @Test
+    @Order(7)
+    @Timeout(value = 15, unit = TimeUnit.MINUTES) // a hang guard; every wait inside is bounded
+    void theAnchorHostKilledDuringPrefillIsReplacedWellWithinThePrefillTimeout() throws Exception {
+        String id = "niah_single-4096-0";
+        int[] want = reference(id, id, 16, 6);
+        String victim = engine.hosts().getFirst().name(); // the first host encodes block 0 and serves the anchor
+        int index = Integer.parseInt(victim.substring("host-".length()));
+        // kill the victim once it holds the session: it registers the session when its prefill starts and replies
+        // when the prefill ends, so the kill lands in between
+        AtomicBoolean prefillDone = new AtomicBoolean();
+        CompletableFuture<Boolean> killedDuringPrefill = CompletableFuture.supplyAsync(() -> {
+            long deadline = System.nanoTime() + 120_000_000_000L * SCALE;
+            while (System.nanoTime() < deadline) {
+                if (engine.hosts().stream().anyMatch(h -> h.name().equals(victim) && h.sessions() > 0)) {
+                    boolean during = !prefillDone.get();
+                    hosts.kill(index);
+                    return during;
+                }
+            }
+            return false;
+        });
+        long t0 = System.nanoTime();
+        try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
+            prefillDone.set(true);
+            Generation g = s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            assertThat(killedDuringPrefill.get(60 * SCALE, TimeUnit.SECONDS)).as("killed during the prefill").isTrue();
+            assertThat(hosts.process(index).isAlive()).isFalse();
+            assertThat(g.tokens()).containsExactly(want);
+            assertThat(s.placement()).doesNotContainKey(victim);
+            // a leave is seen at once: nothing waits for the prefill timeout (or even a request timeout)
+            long prefillMs = engine.cluster().timeouts().prefillMs();
+            assertThat(seconds).isLessThan(engine.cluster().timeouts().requestMs() / 1000.0 + 30 * SCALE)
+                    .isLessThan(prefillMs / 1000.0);
+            System.out.printf("%s (block 0, the anchor) killed during prefill: answered in %.1f s (prefill timeout "
+                    + "%d s), blocks now %s%n", victim, seconds, prefillMs / 1000, s.placement());
+        }
+        // and nothing is left behind on the survivor: no session, no claimed anchor
+        awaitHostSessions(0, 20_000 * SCALE);
+        assertThat(engine.hosts()).allSatisfy(h -> assertThat(h.kvBytes()).isZero());
     }
 
     private static void awaitHostSessions(int n, long timeoutMs) {

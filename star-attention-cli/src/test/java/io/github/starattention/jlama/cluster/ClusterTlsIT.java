@@ -1,6 +1,5 @@
 package io.github.starattention.jlama.cluster;
 
-import io.github.starattention.jlama.cli.LocalCluster;
 import static io.github.starattention.jlama.cluster.ClusterFixture.SCALE;
 import static io.github.starattention.jlama.cluster.ClusterFixture.context;
 import static io.github.starattention.jlama.cluster.ClusterFixture.query;
@@ -11,6 +10,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.github.starattention.jlama.GenerationOptions;
 import io.github.starattention.jlama.PrefillListener;
 import io.github.starattention.jlama.TokenListener;
+import io.github.starattention.jlama.cli.LocalCluster;
 import io.github.starattention.wire.WireMessage;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -77,7 +77,7 @@ public final class ClusterEngine implements StarAttentionEngine {
         this.maxHosts = maxHosts;
         this.kernel = AttentionKernels.open(options.device(), options.threads());
         this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
-        this.modelId = ModelFingerprint.of(model, cluster.host().weights());
+        this.modelId = ModelFingerprint.of(model, cluster.host().weights(), kernel.numerics());
         AtomicInteger n = new AtomicInteger();
         this.background = Executors.newCachedThreadPool(r -> {
             Thread t = new Thread(r, "sa-query-host-" + n.incrementAndGet());

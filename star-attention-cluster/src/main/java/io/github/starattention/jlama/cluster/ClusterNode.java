@@ -53,6 +53,8 @@ final class ClusterNode implements AutoCloseable {
 
     /** Event-bus address prefix of the context hosts; a host listens on the prefix + its node id. */
     static final String HOST_ADDRESS_PREFIX = "star-attention.host.";
+    /** The Hazelcast member attribute in which vertx-hazelcast publishes a member's Vert.x node id. */
+    static final String VERTX_NODE_ID_ATTRIBUTE = "__vertx.nodeId";
 
     private final ClusterOptions options;
     private final Vertx vertx;
@@ -79,7 +81,16 @@ final class ClusterNode implements AutoCloseable {
 
             @Override
             public void memberRemoved(MembershipEvent event) {
-                memberLeft(event.getMember().getUuid().toString(), event.getMember().getAddress().toString());
+                // pending requests, host lists and session owners are keyed by the Vert.x node id, which
+                // vertx-hazelcast draws at random and publishes as a member attribute; the Hazelcast member UUID
+                // matches none of them
+                String nodeId = event.getMember().getAttribute(VERTX_NODE_ID_ATTRIBUTE);
+                if (nodeId == null) {
+                    log.warn("{}: a Hazelcast member without a Vert.x node id left ({}); ignored",
+                            options.nodeName(), event.getMember().getAddress());
+                    return;
+                }
+                memberLeft(nodeId, event.getMember().getAddress().toString());
             }
         });
     }

@@ -85,7 +85,7 @@ public final class ContextHost implements AutoCloseable {
         this.threads = h.threads() > 0 ? h.threads() : Runtime.getRuntime().availableProcessors();
         this.kernel = AttentionKernels.open(Device.valueOf(h.device().toUpperCase(java.util.Locale.ROOT)), threads);
         this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
-        this.modelId = ModelFingerprint.of(model, h.weights());
+        this.modelId = ModelFingerprint.of(model, h.weights(), kernel.numerics());
         this.prefillPool = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(64),
                 daemon("sa-host-prefill"));
         this.attendPool = new ThreadPoolExecutor(4, 4, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(4096),
@@ -174,7 +174,12 @@ public final class ContextHost implements AutoCloseable {
                 default -> msg.fail(BAD_REQUEST, "a context host does not take " + body.getClass().getSimpleName());
             }
         } catch (RejectedExecutionException e) {
-            msg.fail(FULL, "host " + node.options().nodeName() + " is overloaded (request queue full)");
+            String why = "host " + node.options().nodeName() + " is overloaded (request queue full)";
+            if (body instanceof WireMessage.PrefillRequest p) {
+                refusePrefill(msg, p, FULL, why);
+            } else {
+                msg.fail(FULL, why);
+            }
         }
     }
 
@@ -185,7 +190,7 @@ public final class ContextHost implements AutoCloseable {
 
     private void prefill(Message<Object> msg, WireMessage.PrefillRequest p) {
         if (closed) {
-            msg.fail(FULL, "host is shutting down");
+            refusePrefill(msg, p, FULL, "host is shutting down");
             return;
         }
         long t0 = System.nanoTime();
@@ -213,7 +218,7 @@ public final class ContextHost implements AutoCloseable {
                 }
             }
         } catch (IllegalArgumentException e) {
-            msg.fail(BAD_REQUEST, e.getMessage());
+            refusePrefill(msg, p, BAD_REQUEST, e.getMessage());
             return;
         }
         int fingerprint = Arrays.hashCode(p.tokens());
@@ -222,7 +227,7 @@ public final class ContextHost implements AutoCloseable {
             s = sessions.get(p.session());
             if (s == null) {
                 if (sessions.size() >= node.options().host().maxSessions()) {
-                    msg.fail(FULL, "host " + node.options().nodeName() + " already holds "
+                    refusePrefill(msg, p, FULL, "host " + node.options().nodeName() + " already holds "
                             + node.options().host().maxSessions() + " contexts (host.maxSessions)");
                     return;
                 }
@@ -233,7 +238,7 @@ public final class ContextHost implements AutoCloseable {
         }
         try {
             if (!s.sameContext(plan, fingerprint)) {
-                msg.fail(BAD_REQUEST, "session " + p.session() + " already holds a different context");
+                refusePrefill(msg, p, BAD_REQUEST, "session " + p.session() + " already holds a different context");
                 return;
             }
             encode(msg, p, s, blocks, t0);
@@ -290,9 +295,29 @@ public final class ContextHost implements AutoCloseable {
                 + ")", p.session(), node.options().timeouts().prefillMs()), null);
     }
 
+    /**
+     * Refuses a prefill. One with block 0 had claimed the session's anchor on arrival: unless a session here already
+     * holds block 0 (and so serves the anchor), the claim is given up and the hosts waiting for the anchor are told
+     * at once, so that they encode it themselves instead of waiting for their prefill timeout.
+     */
+    private void refusePrefill(Message<Object> msg, WireMessage.PrefillRequest p, int code, String reason) {
+        msg.fail(code, reason);
+        if (claimsAnchor(p)) {
+            HostSession s = sessions.get(p.session());
+            AnchorSource source = anchors.get(p.session());
+            if ((s == null || !s.has(0)) && source != null && anchors.remove(p.session(), source)) {
+                source.fail("the prefill of block 0 was refused on " + node.options().nodeName() + ": " + reason);
+            }
+        }
+    }
+
+    private static boolean claimsAnchor(WireMessage.PrefillRequest p) {
+        return p.anchorSize() > 0 && p.blocks().length > 0 && p.blocks()[0] == 0;
+    }
+
     /** A prefill with block 0: this host serves the session's anchor (answering requests that came first, too). */
     private void claimAnchor(WireMessage.PrefillRequest p) {
-        if (p.anchorSize() > 0 && p.blocks().length > 0 && p.blocks()[0] == 0) {
+        if (claimsAnchor(p)) {
             claimAnchor(p.session());
         }
     }

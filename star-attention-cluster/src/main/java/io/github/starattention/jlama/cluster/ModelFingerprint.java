@@ -15,15 +15,20 @@ import java.util.stream.Stream;
 /**
  * Identifies the model a node serves, so that the query host only uses context hosts that compute exactly what it
  * would: the shape from {@code config.json}, a SHA-256 over {@code config.json}, the tokenizer files and the names and
- * sizes of the weight files, and the weight format in memory. Hashing the weights themselves would take minutes for
- * large models; a different checkpoint of the same shape and size is not detected.
+ * sizes of the weight files, the weight format in memory, and the attention kernel's numerics (CPU fp32, CUDA fp16 or
+ * bf16 KV: a mixed cluster would compute something else than any of its members alone). Hashing the weights
+ * themselves would take minutes for large models; a different checkpoint of the same shape and size is not detected.
  */
 final class ModelFingerprint {
 
     private ModelFingerprint() {
     }
 
-    static String of(StarAttentionModel model, String weights) {
+    /**
+     * @param weights the weight format in memory ({@code F32}, {@code AS_STORED}, ...)
+     * @param numerics the attention kernel's {@link io.github.starattention.attention.AttentionKernel#numerics()}
+     */
+    static String of(StarAttentionModel model, String weights, String numerics) {
         Config c = model.jlama().getConfig();
         Path dir = model.directory();
         try {
@@ -42,7 +47,7 @@ final class ModelFingerprint {
             }
             String hash = HexFormat.of().formatHex(sha.digest()).substring(0, 16);
             return c.numberOfLayers + "x" + c.embeddingLength + "-h" + c.numberOfHeads + "-kv" + c.numberOfKeyValueHeads
-                    + "-d" + c.headSize + ":" + hash + ":" + weights;
+                    + "-d" + c.headSize + ":" + hash + ":" + weights + ":" + numerics;
         } catch (IOException e) {
             throw new UncheckedIOException("cannot fingerprint the model in " + dir, e);
         } catch (NoSuchAlgorithmException e) {

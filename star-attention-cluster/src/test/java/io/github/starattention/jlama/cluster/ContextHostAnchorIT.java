@@ -22,6 +22,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -37,12 +38,13 @@ class ContextHostAnchorIT {
     private static final int BLOCK = 150;
     private static final int ANCHOR = 100;
 
+    private static ClusterOptions base;
     private static ContextHost host;
     private static ClusterNode client;
 
     @BeforeAll
     static void start() {
-        ClusterOptions base = ClusterFixture.hostSettings(60_000).withClusterName("anchor-it-" + UUID.randomUUID());
+        base = ClusterFixture.hostSettings(60_000).withClusterName("anchor-it-" + UUID.randomUUID());
         host = ContextHost.start(ClusterFixture.model(), base.withNodeName("host-a"));
         client = ClusterNode.start(base.withNodeName("query-host"));
     }
@@ -104,6 +106,44 @@ class ContextHostAnchorIT {
                 .cause().isInstanceOf(HostFailureException.class).hasMessageContaining("no prefill of block 0");
         double seconds = (System.nanoTime() - t0) / 1e9;
         assertThat(seconds).isBetween(ContextHost.ANCHOR_GRACE_MS / 1000.0 - 0.5, ContextHost.ANCHOR_GRACE_MS / 1000.0 + 10);
+    }
+
+    @Test
+    void aRefusedPrefillOfBlockZeroFailsTheAnchorRequestsWaitingForIt() {
+        UUID session = UUID.randomUUID();
+        CompletableFuture<WireMessage> asked = client.request(host.nodeId(), "host-a",
+                new WireMessage.AnchorRequest(session, 0), 600_000 * SCALE);
+        int[] tokens = Arrays.copyOf(ClusterFixture.context("niah_single-1024-0"), CONTEXT);
+        tokens[CONTEXT - 1] = Integer.MAX_VALUE; // outside the vocabulary: the host refuses the prefill
+        CompletableFuture<WireMessage> prefill = client.request(host.nodeId(), "host-a",
+                new WireMessage.PrefillRequest(session, client.nodeId(), BLOCK, ANCHOR, 2, new int[] {0}, tokens, ""),
+                120_000 * SCALE);
+        assertThatThrownBy(() -> prefill.get(60 * SCALE, TimeUnit.SECONDS)).cause()
+                .isInstanceOf(HostFailureException.class).hasMessageContaining("outside the vocabulary");
+        // the claim made on arrival is given up: the waiting request fails now, not at the request timeout
+        assertThatThrownBy(() -> asked.get(60 * SCALE, TimeUnit.SECONDS)).cause()
+                .isInstanceOf(HostFailureException.class)
+                .hasMessageContaining("the prefill of block 0 was refused")
+                .hasMessageContaining("outside the vocabulary");
+    }
+
+    @Test
+    void theSessionsOfAQueryHostThatLeavesAreReleasedAtOnce() throws Exception {
+        int before = host.sessions();
+        try (ClusterNode owner = ClusterNode.start(base.withNodeName("query-host-2"))) {
+            int[] tokens = Arrays.copyOf(ClusterFixture.context("niah_single-1024-0"), CONTEXT);
+            WireMessage reply = owner.request(host.nodeId(), "host-a", new WireMessage.PrefillRequest(UUID.randomUUID(),
+                    owner.nodeId(), BLOCK, 0, 2, new int[] {1}, tokens, ""), 120_000 * SCALE)
+                    .get(150 * SCALE, TimeUnit.SECONDS);
+            assertThat(reply).isInstanceOf(WireMessage.PrefillReply.class);
+            assertThat(host.sessions()).isEqualTo(before + 1);
+        } // leaves the cluster without releasing its session
+        long t0 = System.nanoTime();
+        long deadline = t0 + 30_000_000_000L * SCALE; // the host's idle timeout is 60 s x SCALE: this is not the reaper
+        while (host.sessions() > before && System.nanoTime() < deadline) {
+            LockSupport.parkNanos(20_000_000); // polls the host's state; no event is published for a release
+        }
+        assertThat(host.sessions()).as("sessions after the owner left").isEqualTo(before);
     }
 
     @Test

@@ -83,6 +83,12 @@ public final class CudaAttentionKernel implements AttentionKernel {
         return rt.deviceName;
     }
 
+    /** The tensor-core kernels with K and V in {@link #kvDtype()}: {@code cuda-fp16} or {@code cuda-bf16}. */
+    @Override
+    public String numerics() {
+        return "cuda-" + dtype.name().toLowerCase(java.util.Locale.ROOT);
+    }
+
     /** Element type of K and V in the stores this kernel creates. */
     public KvDtype kvDtype() {
         return dtype;

@@ -16,6 +16,7 @@ import java.io.UncheckedIOException;
 import java.lang.reflect.InvocationTargetException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Stream;
@@ -43,7 +44,8 @@ public final class ModelFolder {
     /**
      * Checks {@code dir}.
      *
-     * @throws IllegalArgumentException naming the missing file or the unsupported model type
+     * @throws IllegalArgumentException naming the missing file, the unsupported model type, or what in the weights is
+     *     broken or does not match {@code config.json} ({@link SafetensorsCheck})
      */
     public static ModelFolder open(Path dir) {
         if (!Files.isDirectory(dir)) {
@@ -56,12 +58,14 @@ public final class ModelFolder {
         if (!Files.isRegularFile(dir.resolve("tokenizer.json"))) {
             throw new IllegalArgumentException("model folder " + dir + " has no tokenizer.json");
         }
+        List<Path> weights;
         try (Stream<Path> files = Files.list(dir)) {
-            if (files.noneMatch(p -> p.getFileName().toString().endsWith(".safetensors"))) {
-                throw new IllegalArgumentException("model folder " + dir + " has no .safetensors weights");
-            }
+            weights = files.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().toList();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot list model folder " + dir, e);
+        }
+        if (weights.isEmpty()) {
+            throw new IllegalArgumentException("model folder " + dir + " has no .safetensors weights");
         }
         JsonNode config;
         try {
@@ -73,6 +77,11 @@ public final class ModelFolder {
         if (!SUPPORTED_TYPES.contains(type)) {
             throw new IllegalArgumentException("unsupported model_type '" + type + "' in " + configFile
                     + " (supported: llama, mistral, qwen2)");
+        }
+        try {
+            SafetensorsCheck.check(weights, config);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("model folder " + dir + ": " + e.getMessage(), e);
         }
         return new ModelFolder(dir, config, type);
     }
@@ -129,6 +138,7 @@ public final class ModelFolder {
     }
 
     private AbstractModel load(WeightFormat format, boolean star) {
+        JlamaOperations.select(); // before Jlama computes anything: its native F32 GEMM is wrong for some shapes
         try {
             ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
             Config c = com.github.tjake.jlama.util.JsonSupport.om.readValue(dir.resolve("config.json").toFile(), type.configClass);

@@ -1,0 +1,69 @@
+package io.github.starattention.jlama;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.attention.AttentionKernels;
+import io.github.starattention.attention.Device;
+import io.github.starattention.jlama.model.ContextEncoder;
+import io.github.starattention.kv.KvStore;
+import io.github.starattention.plan.BlockPlan;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * Our forward pass (global, one block) against {@link Fp64Llama}, an independent fp64 implementation, on the bundled
+ * model and on SmolLM2-135M's real dimensions with random weights. Prompt lengths are chosen so that the prefill's
+ * token count and the projections' widths leave remainders over 5 x 5 tiles: the shapes where Jlama's native matrix
+ * product leaves outputs unwritten ({@code JlamaNativeGemmTest}); with it these logits are off by whole units.
+ */
+class Fp64ReferenceIT {
+
+    @TempDir
+    Path tmp;
+
+    @ParameterizedTest(name = "{0}, {1} tokens")
+    @CsvSource({"bundled, 13", "bundled, 37", "smollm2-shape, 7", "smollm2-shape, 24", "qwen2-bias, 13"})
+    void logitsEqualAnFp64Reference(String model, int length) throws IOException {
+        Path dir = switch (model) {
+            case "bundled" -> TestData.modelDir();
+            case "smollm2-shape" -> RandomModels.write(tmp.resolve(model), RandomModels.smolLm2(2), 7);
+            case "qwen2-bias" -> RandomModels.write(tmp.resolve(model),
+                    new RandomModels.Shape("qwen2", 192, 448, 2, 6, 2, 32, 1000000.0, true, true), 9);
+            default -> throw new IllegalArgumentException(model);
+        };
+        int[] tokens = new Random(length).ints(length, 3, 12000).toArray();
+        tokens[0] = 1;
+        double[] want = new Fp64Llama(dir).lastLogits(tokens);
+
+        float[] got;
+        try (StarAttentionModel ours = StarAttentionModel.load(dir);
+             AttentionKernel kernel = AttentionKernels.open(Device.CPU, 2)) {
+            ContextEncoder encoder = new ContextEncoder(ours.jlama(), kernel, ours.rotaryEmbedding(), 512);
+            int[] context = Arrays.copyOf(tokens, length - 1);
+            BlockPlan plan = BlockPlan.global(context.length);
+            List<KvStore> stores = encoder.encodeBlocks(plan, context, plan.blocks(), false, n -> { });
+            got = encoder.append(new int[] {tokens[length - 1]}, new int[] {length - 1}, stores.getLast(), List.of(),
+                    null, true, n -> { });
+            stores.forEach(KvStore::close);
+        }
+        double scale = Arrays.stream(want).map(Math::abs).max().orElseThrow();
+        double worst = 0;
+        int argWant = 0;
+        int argGot = 0;
+        for (int i = 0; i < want.length; i++) {
+            worst = Math.max(worst, Math.abs(want[i] - got[i]));
+            argWant = want[i] > want[argWant] ? i : argWant;
+            argGot = got[i] > got[argGot] ? i : argGot;
+        }
+        System.out.printf("%s, %d tokens: max |logit error| %.2e (logits up to %.1f)%n", model, length, worst, scale);
+        assertThat(worst).as("max |logit - fp64 logit|").isLessThan(1e-3 * Math.max(1, scale));
+        assertThat(argGot).isEqualTo(argWant);
+    }
+}
