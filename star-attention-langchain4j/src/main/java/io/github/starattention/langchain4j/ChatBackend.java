@@ -49,6 +49,8 @@ import org.slf4j.LoggerFactory;
 final class ChatBackend implements AutoCloseable {
 
     static final int DEFAULT_MAX_OUTPUT_TOKENS = 512;
+    /** Default of how long {@link #close()} waits for running requests before it leaves the release to the last. */
+    static final Duration CLOSE_WAIT = Duration.ofSeconds(30);
     private static final int LOG_CHARS = 300;
 
     private final StarAttentionEngine engine;
@@ -60,6 +62,7 @@ final class ChatBackend implements AutoCloseable {
     private final String modelName;
     private final StarAttentionChatRequestParameters defaults;
     private final Duration timeout;
+    private final Duration closeWait;
     private final boolean logRequests;
     private final boolean logResponses;
     private final Logger logger;
@@ -67,6 +70,8 @@ final class ChatBackend implements AutoCloseable {
     private final PrefillListener prefillListener;
     private final Object lock = new Object();
     private int inFlight;
+    /** Set by a {@link #close()} that found requests still running: the last one to end releases. */
+    private boolean releaseOnLastExit;
     private volatile boolean closed;
 
     ChatBackend(StarAttentionModelBuilder<?, ?> b, Class<?> owner) {
@@ -85,6 +90,9 @@ final class ChatBackend implements AutoCloseable {
         validate(sampling, served); // before loading anything
         if (b.timeout != null && (b.timeout.isNegative() || b.timeout.isZero())) {
             throw new IllegalArgumentException("timeout must be positive, got " + b.timeout);
+        }
+        if (b.closeTimeout != null && b.closeTimeout.isNegative()) {
+            throw new IllegalArgumentException("closeTimeout must not be negative, got " + b.closeTimeout);
         }
         StarAttentionModel loaded = null;
         StarAttentionEngine built = null;
@@ -138,6 +146,7 @@ final class ChatBackend implements AutoCloseable {
         this.modelName = served != null ? served : String.valueOf(model.directory().getFileName());
         this.defaults = StarAttentionChatRequestParameters.builder().overrideWith(sampling).modelName(modelName).build();
         this.timeout = b.timeout;
+        this.closeWait = b.closeTimeout != null ? b.closeTimeout : CLOSE_WAIT;
         this.logRequests = Boolean.TRUE.equals(b.logRequests);
         this.logResponses = Boolean.TRUE.equals(b.logResponses);
         this.logger = b.logger != null ? b.logger : LoggerFactory.getLogger(owner);
@@ -480,9 +489,15 @@ final class ChatBackend implements AutoCloseable {
     }
 
     private void exit() {
+        boolean release;
         synchronized (lock) {
             inFlight--;
             lock.notifyAll();
+            release = inFlight == 0 && releaseOnLastExit;
+            releaseOnLastExit &= !release;
+        }
+        if (release) {
+            releaseOwned();
         }
     }
 
@@ -491,8 +506,9 @@ final class ChatBackend implements AutoCloseable {
     }
 
     /**
-     * Stops running generations (at their next token), waits for them, then releases what this backend owns: its
-     * cache, and the engine and model it built.
+     * Stops running generations (at their next token), waits for them (at most the close timeout), then releases
+     * what this backend owns: its cache, and the engine and model it built. A request still running then (a phase 1
+     * cannot be interrupted) keeps them: they are released when the last one ends, never under a running request.
      */
     @Override
     public void close() {
@@ -501,7 +517,7 @@ final class ChatBackend implements AutoCloseable {
                 return;
             }
             closed = true;
-            long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            long until = System.nanoTime() + closeWait.toNanos();
             while (inFlight > 0 && System.nanoTime() < until) {
                 try {
                     lock.wait(100);
@@ -510,7 +526,17 @@ final class ChatBackend implements AutoCloseable {
                     break;
                 }
             }
+            if (inFlight > 0) {
+                releaseOnLastExit = true;
+                logger.info("closing with {} request(s) still encoding their context; the engine, model and cache are "
+                        + "released when the last one ends", inFlight);
+                return;
+            }
         }
+        releaseOwned();
+    }
+
+    private void releaseOwned() {
         if (ownsCache) {
             cache.close();
         } else if (ownsEngine) {

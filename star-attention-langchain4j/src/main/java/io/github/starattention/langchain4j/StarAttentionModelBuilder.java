@@ -52,6 +52,7 @@ public abstract class StarAttentionModelBuilder<C, B extends StarAttentionModelB
     List<String> stopSequences;
     Long seed;
     Duration timeout;
+    Duration closeTimeout;
     Boolean logRequests;
     Boolean logResponses;
     Logger logger;
@@ -204,6 +205,15 @@ public abstract class StarAttentionModelBuilder<C, B extends StarAttentionModelB
      */
     public B timeout(Duration timeout) {
         this.timeout = timeout;
+        return self();
+    }
+
+    /**
+     * How long {@code close()} waits for running requests (default 30 s). Requests still running then (a phase 1
+     * cannot be interrupted) keep the engine, model and cache until the last of them ends, which releases them.
+     */
+    public B closeTimeout(Duration closeTimeout) {
+        this.closeTimeout = closeTimeout;
         return self();
     }
 

@@ -18,6 +18,7 @@ import dev.langchain4j.model.chat.response.PartialResponse;
 import dev.langchain4j.model.chat.response.PartialResponseContext;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 import dev.langchain4j.model.output.FinishReason;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -247,6 +248,27 @@ class StreamingChatModelContractTest {
             assertThat(listener.responses).hasValue(1);
             assertThat(listener.errors).containsExactly(boom);
         }
+    }
+
+    @Test
+    void closingDuringAPrefillReleasesWhenTheRequestEndsNotUnderIt() throws Exception {
+        engine.prefillMillis = 2_000;
+        var model = StarAttentionStreamingChatModel.builder().engine(engine).closeTimeout(Duration.ofMillis(200))
+                .build();
+        Collector c = new Collector();
+        model.chat(request(ChatRequestParameters.builder().build()), c);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (engine.prefills.get() == 0 && System.nanoTime() < deadline) {
+            Thread.onSpinWait(); // the request has entered phase 1
+        }
+        long t0 = System.nanoTime();
+        model.close();
+        assertThat((System.nanoTime() - t0) / 1e9).as("close() returns after its timeout").isLessThan(1.5);
+        assertThat(engine.sessions).as("the prefill is still running").isEmpty();
+        assertThatThrownBy(c::await).hasCauseInstanceOf(ChatBackend.CancelledException.class)
+                .hasMessageContaining("closed");
+        // the request ended and, as the last one, released the cache with the session it had encoded
+        assertThat(engine.sessions).singleElement().satisfies(s -> assertThat(s.closed).isTrue());
     }
 
     @Test

@@ -93,10 +93,17 @@ public final class ClusterContextSession implements ContextSession {
     private final int[] context;
     private final int contextHosts;
     private final List<KvStore> localStores;
+    /** Blocks this query host encoded after a failover; guarded by {@link #recoveryLock}. */
     private final Map<Integer, KvStore> fallbackStores = new TreeMap<>();
-    private final Map<String, Long> remoteKvBytes = new HashMap<>();
-    private final Map<String, Double> hostPrefillMillis = new TreeMap<>();
+    private final Map<String, Long> remoteKvBytes = new ConcurrentHashMap<>();
+    private final Map<String, Double> hostPrefillMillis = new ConcurrentHashMap<>();
     private final Set<String> failedNodes = ConcurrentHashMap.newKeySet();
+    /** Failovers in progress, by the failed node and blocks: concurrent failures of one host share one. */
+    private final Map<String, CompletableFuture<Assignment>> recovering = new ConcurrentHashMap<>();
+    /**
+     * Guards {@link #fallbackStores} and the changes of {@link #assignments}; held only for local work, never across a
+     * network wait (a failover's remote prefill runs outside it), and never taken on an event loop.
+     */
     private final Object recoveryLock = new Object();
     private volatile List<Assignment> assignments;
     private final double prefillMillis;
@@ -109,8 +116,11 @@ public final class ClusterContextSession implements ContextSession {
     private volatile long lastUsed = System.nanoTime();
     private volatile boolean generating;
     private volatile Traffic lastTraffic = new Traffic(0, 0, 0, 0, 0);
-    private boolean closed;
-    private String closedBecause = "it was closed";
+    /** Set once, under this session's monitor; read without it by failovers and by the generation loop. */
+    private volatile boolean closed;
+    /** Set by {@link #close()} before it takes the monitor: a running generation stops at its next token. */
+    private volatile boolean closing;
+    private volatile String closedBecause = "it was closed";
 
     ClusterContextSession(ClusterEngine engine, BlockPlan plan, int[] context, List<WireMessage.HostInfo> hosts,
                           PrefillListener listener) {
@@ -213,9 +223,7 @@ public final class ClusterContextSession implements ContextSession {
      * encodings summed.
      */
     public Map<String, Double> hostPrefillMillis() {
-        synchronized (recoveryLock) {
-            return Collections.unmodifiableMap(new TreeMap<>(hostPrefillMillis));
-        }
+        return Collections.unmodifiableMap(new TreeMap<>(hostPrefillMillis));
     }
 
     /** How long this query host took to encode its own blocks in phase 1 (while the context hosts encoded theirs). */
@@ -259,9 +267,11 @@ public final class ClusterContextSession implements ContextSession {
             long r0 = received.sum();
             long q0 = requests.sum();
             LongAdder tokens = new LongAdder();
+            GenerationOptions stoppable = options.toBuilder()
+                    .cancelled(() -> closing || options.cancelled().getAsBoolean()).build();
             try {
                 GenerationLoop loop = new GenerationLoop(model.eosTokens(), model::decode);
-                return loop.run(queryTokens, plan.contextLength(), options, listener, (step, start) -> {
+                return loop.run(queryTokens, plan.contextLength(), stoppable, listener, (step, start) -> {
                     tokens.add(step.length);
                     return encoder.append(step, ContextEncoder.range(start, start + step.length), last, prefix,
                             this::attend, true, n -> { });
@@ -281,17 +291,19 @@ public final class ClusterContextSession implements ContextSession {
         long local = localStores.stream().mapToLong(KvStore::bytes).sum();
         synchronized (recoveryLock) {
             local += fallbackStores.values().stream().mapToLong(KvStore::bytes).sum();
-            for (Assignment a : assignments) {
-                if (!a.local()) {
-                    local += remoteKvBytes.getOrDefault(a.nodeId(), 0L);
-                }
+        }
+        for (Assignment a : assignments) {
+            if (!a.local()) {
+                local += remoteKvBytes.getOrDefault(a.nodeId(), 0L);
             }
         }
         return local;
     }
 
+    /** Frees the session here and on its hosts; a generation running meanwhile stops at its next token. */
     @Override
     public void close() {
+        closing = true;
         close("it was closed");
     }
 
@@ -432,64 +444,125 @@ public final class ClusterContextSession implements ContextSession {
                     + id + ": " + hf.getMessage() + "; its context blocks " + Arrays.toString(failed.blocks())
                     + " are lost" + (failover ? "" : " (failover is off: prefill the context again)"), hf);
         }
+        String key = (failed.local() ? "query-host" : failed.nodeId()) + Arrays.toString(failed.blocks());
+        CompletableFuture<Assignment> mine = new CompletableFuture<>();
+        CompletableFuture<Assignment> running = recovering.putIfAbsent(key, mine);
+        if (running != null) {
+            return awaitRecovery(running, failed);
+        }
+        try {
+            Assignment moved = moveBlocks(failed, hf, during);
+            mine.complete(moved);
+            return moved;
+        } catch (RuntimeException e) {
+            mine.completeExceptionally(e);
+            throw e;
+        } finally {
+            recovering.remove(key, mine);
+        }
+    }
+
+    /** Waits for the failover another thread runs for the same blocks, bounded by the budget of a whole prefill. */
+    private Assignment awaitRecovery(CompletableFuture<Assignment> running, Assignment failed) {
+        ClusterOptions.Timeouts t = engine.cluster().timeouts();
+        long bound = (long) (assignments.size() + 2) * (t.prefillMs() + 5_000);
+        try {
+            return running.get(bound, TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            throw asRuntime(e.getCause(), "the failover of " + failed.label());
+        } catch (TimeoutException e) {
+            throw new HostFailureException(HostFailureException.Kind.TIMEOUT, failed.nodeId(), "the failover of "
+                    + failed.label() + " did not finish within " + bound + " ms");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted during failover", e);
+        }
+    }
+
+    /**
+     * Encodes {@code failed}'s blocks on the first candidate that can take them. The choice and the reassignment
+     * are made under {@link #recoveryLock}; the remote prefill (and a local re-encode) run outside it.
+     */
+    private Assignment moveBlocks(Assignment failed, HostFailureException hf, String during) {
+        boolean hostAlive = hf.kind() == HostFailureException.Kind.SESSION_UNKNOWN;
+        Map<String, WireMessage.HostInfo> usable = engine.usableHosts(); // probes the members: not under the lock
+        List<Assignment> targets;
         synchronized (recoveryLock) {
-            if (closed) {
-                throw new IllegalStateException("context session " + id + " is closed: " + closedBecause);
-            }
+            checkOpen();
             Assignment holder = holderOf(failed.blocks());
             if (holder != null && !sameNode(holder, failed)) {
                 return new Assignment(holder.nodeId(), holder.name(), failed.blocks()); // moved meanwhile
             }
-            boolean hostAlive = hf.kind() == HostFailureException.Kind.SESSION_UNKNOWN;
             if (!hostAlive) {
                 failedNodes.add(failed.nodeId());
             }
-            for (Assignment target : candidates(failed, hostAlive)) {
-                long t0 = System.nanoTime();
-                try {
-                    if (target.local()) {
-                        encodeLocally(failed.blocks());
-                    } else {
-                        WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(),
-                                plan.blockSize(), plan.anchorSize(), plan.hosts(), failed.blocks(), context,
-                                anchorHost(failed.blocks()));
-                        prefillBytes.add(WireCodec.encodedSize(request));
-                        long timeout = engine.cluster().timeouts().prefillMs();
-                        WireMessage reply = node.request(target.nodeId(), target.label(), request, timeout)
-                                .get(timeout + 5_000, TimeUnit.MILLISECONDS);
-                        notePrefill(target, reply);
-                    }
-                } catch (ExecutionException | TimeoutException | RuntimeException e) {
-                    Throwable why = e instanceof ExecutionException ? e.getCause() : e;
-                    log.warn("session {}: {} could not take over blocks {}: {}", id, target.label(),
-                            Arrays.toString(failed.blocks()), why.getMessage());
-                    if (!target.local()) {
-                        failedNodes.add(target.nodeId());
-                    }
-                    continue;
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted during failover", e);
+            targets = candidates(failed, hostAlive, usable);
+        }
+        for (Assignment target : targets) {
+            long t0 = System.nanoTime();
+            try {
+                if (target.local()) {
+                    encodeLocally(failed.blocks());
+                } else {
+                    WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(),
+                            plan.blockSize(), plan.anchorSize(), plan.hosts(), failed.blocks(), context,
+                            anchorHost(failed.blocks()));
+                    prefillBytes.add(WireCodec.encodedSize(request));
+                    long timeout = engine.cluster().timeouts().prefillMs();
+                    WireMessage reply = node.request(target.nodeId(), target.label(), request, timeout)
+                            .get(timeout + 5_000, TimeUnit.MILLISECONDS);
+                    notePrefill(target, reply);
                 }
-                Assignment moved = new Assignment(target.nodeId(), target.name(), failed.blocks());
-                reassign(failed, moved);
-                recoveries.incrementAndGet();
-                log.warn("session {}: {} failed {} ({}); blocks {} encoded again on {} in {} ms", id, failed.label(),
-                        during, hf.getMessage(), Arrays.toString(failed.blocks()), target.label(),
-                        (System.nanoTime() - t0) / 1_000_000);
-                if (!hostAlive && !sameNode(target, failed)) {
-                    releaseOn(failed.nodeId()); // a host that timed out may still hold the blocks
+            } catch (ExecutionException | TimeoutException | RuntimeException e) {
+                if (closed) {
+                    throw new IllegalStateException("context session " + id + " is closed: " + closedBecause, e);
                 }
-                return moved;
+                Throwable why = e instanceof ExecutionException ? e.getCause() : e;
+                log.warn("session {}: {} could not take over blocks {}: {}", id, target.label(),
+                        Arrays.toString(failed.blocks()), why.getMessage());
+                if (!target.local()) {
+                    failedNodes.add(target.nodeId());
+                }
+                continue;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted during failover", e);
             }
-            throw new HostFailureException(hf.kind(), failed.nodeId(), failed.label() + " failed " + during
-                    + " of session " + id + " (" + hf.getMessage() + ") and no host could take over its blocks "
-                    + Arrays.toString(failed.blocks()), hf);
+            Assignment moved = new Assignment(target.nodeId(), target.name(), failed.blocks());
+            synchronized (recoveryLock) {
+                if (!closed) {
+                    reassign(failed, moved);
+                }
+            }
+            if (closed) { // closed while the blocks were encoded elsewhere: free them there too
+                if (!target.local()) {
+                    releaseOn(target.nodeId());
+                }
+                checkOpen();
+            }
+            recoveries.incrementAndGet();
+            log.warn("session {}: {} failed {} ({}); blocks {} encoded again on {} in {} ms", id, failed.label(),
+                    during, hf.getMessage(), Arrays.toString(failed.blocks()), target.label(),
+                    (System.nanoTime() - t0) / 1_000_000);
+            if (!hostAlive && !sameNode(target, failed)) {
+                releaseOn(failed.nodeId()); // a host that timed out may still hold the blocks
+            }
+            return moved;
+        }
+        throw new HostFailureException(hf.kind(), failed.nodeId(), failed.label() + " failed " + during
+                + " of session " + id + " (" + hf.getMessage() + ") and no host could take over its blocks "
+                + Arrays.toString(failed.blocks()), hf);
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("context session " + id + " is closed: " + closedBecause);
         }
     }
 
     /** Where failed blocks may go: hosts outside the session first, then the least loaded, then the query host. */
-    private List<Assignment> candidates(Assignment failed, boolean includeFailed) {
+    private List<Assignment> candidates(Assignment failed, boolean includeFailed,
+                                        Map<String, WireMessage.HostInfo> usable) {
         Map<String, Integer> load = new HashMap<>();
         for (Assignment a : assignments) {
             if (!a.local()) {
@@ -500,7 +573,7 @@ public final class ClusterContextSession implements ContextSession {
         if (includeFailed) {
             out.add(new Assignment(failed.nodeId(), failed.name(), new int[0]));
         }
-        engine.usableHosts().values().stream()
+        usable.values().stream()
                 .filter(h -> !failedNodes.contains(h.nodeId()) && !h.nodeId().equals(failed.nodeId()))
                 .sorted(Comparator.comparingInt((WireMessage.HostInfo h) -> load.getOrDefault(h.nodeId(), 0))
                         .thenComparing(WireMessage.HostInfo::name))
@@ -512,10 +585,16 @@ public final class ClusterContextSession implements ContextSession {
     private void encodeLocally(int[] blocks) {
         List<Block> list = IntStream.of(blocks).mapToObj(b -> plan.blocks().get(b)).toList();
         List<KvStore> stores = encoder.encodeBlocks(plan, context, list, false, anchorExchange(), n -> { });
-        for (int i = 0; i < blocks.length; i++) {
-            KvStore old = fallbackStores.put(blocks[i], stores.get(i));
-            if (old != null) {
-                old.close();
+        synchronized (recoveryLock) {
+            if (closed) {
+                stores.forEach(KvStore::close);
+                checkOpen();
+            }
+            for (int i = 0; i < blocks.length; i++) {
+                KvStore old = fallbackStores.put(blocks[i], stores.get(i));
+                if (old != null) {
+                    old.close();
+                }
             }
         }
     }
@@ -583,12 +662,11 @@ public final class ClusterContextSession implements ContextSession {
         return a.local() ? b.local() : a.nodeId().equals(b.nodeId());
     }
 
+    /** Runs on the event loop that completed the request: no lock. */
     private void notePrefill(Assignment target, WireMessage reply) {
         if (reply instanceof WireMessage.PrefillReply r) {
-            synchronized (recoveryLock) {
-                remoteKvBytes.put(target.nodeId(), r.kvBytes());
-                hostPrefillMillis.merge(target.name(), r.nanos() / 1e6, Double::sum);
-            }
+            remoteKvBytes.put(target.nodeId(), r.kvBytes());
+            hostPrefillMillis.merge(target.name(), r.nanos() / 1e6, Double::sum);
         }
     }
 

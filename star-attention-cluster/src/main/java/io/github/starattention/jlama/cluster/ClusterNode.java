@@ -98,9 +98,11 @@ final class ClusterNode implements AutoCloseable {
     /**
      * Joins the cluster described by {@code options} (bounded by {@code timeouts.joinMs}).
      *
+     * @throws IllegalArgumentException when a TLS store, its password or a port is wrong ({@link StartupChecks})
      * @throws IllegalStateException when the node cannot start or join in time
      */
     static ClusterNode start(ClusterOptions options) {
+        StartupChecks.check(options);
         if (System.getProperty("hazelcast.phone.home.enabled") == null) {
             System.setProperty("hazelcast.phone.home.enabled", "false");
         }
@@ -114,9 +116,7 @@ final class ClusterNode implements AutoCloseable {
                 .setMetricsOptions(new MetricsOptions().setEnabled(true))
                 .setEventLoopPoolSize(Math.min(4, 2 * Runtime.getRuntime().availableProcessors()))
                 .setWorkerPoolSize(4)
-                .setInternalBlockingPoolSize(4)
-                .setBlockedThreadCheckInterval(10)
-                .setBlockedThreadCheckIntervalUnit(TimeUnit.SECONDS);
+                .setInternalBlockingPoolSize(4);
         AtomicBoolean abandoned = new AtomicBoolean();
         Future<Vertx> started = Vertx.builder().with(vo).withClusterManager(manager).withMetrics(o -> meter).buildClustered();
         started.onSuccess(v -> {

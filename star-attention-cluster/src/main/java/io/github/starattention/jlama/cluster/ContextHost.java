@@ -5,6 +5,7 @@ import io.github.starattention.attention.AttentionKernels;
 import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.Device;
 import io.github.starattention.attention.PartialAttention;
+import io.github.starattention.attention.cuda.CudaProbe;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.model.AnchorExchange;
 import io.github.starattention.jlama.model.ContextEncoder;
@@ -83,7 +84,12 @@ public final class ContextHost implements AutoCloseable {
         this.model = model;
         ClusterOptions.Host h = options.host();
         this.threads = h.threads() > 0 ? h.threads() : Runtime.getRuntime().availableProcessors();
-        this.kernel = AttentionKernels.open(Device.valueOf(h.device().toUpperCase(java.util.Locale.ROOT)), threads);
+        Device device = Device.valueOf(h.device().toUpperCase(java.util.Locale.ROOT));
+        if (device == Device.CUDA && !CudaProbe.isAvailable()) {
+            throw new IllegalArgumentException("host.device cuda: CUDA is not usable here (" + CudaProbe.probe().detail()
+                    + "); use \"auto\" or \"cpu\"");
+        }
+        this.kernel = AttentionKernels.open(device, threads);
         this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
         this.modelId = ModelFingerprint.of(model, h.weights(), kernel.numerics());
         this.prefillPool = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(64),
@@ -95,7 +101,11 @@ public final class ContextHost implements AutoCloseable {
         try {
             n = ClusterNode.start(options);
             this.node = n;
-            node.onMemberLeft(this::ownerLeft);
+            // called on Hazelcast's event thread: the releases (which wait for session locks) run on a worker
+            node.onMemberLeft(left -> node.vertx().executeBlocking(() -> {
+                ownerLeft(left);
+                return null;
+            }, false));
             this.consumer = node.vertx().eventBus().consumer(ClusterNode.hostAddress(node.nodeId()), this::handle);
             consumer.completion().toCompletionStage().toCompletableFuture()
                     .get(options.timeouts().joinMs(), TimeUnit.MILLISECONDS);
@@ -169,7 +179,17 @@ public final class ContextHost implements AutoCloseable {
                     prefillPool.execute(() -> prefill(msg, p));
                 }
                 case WireMessage.AttendRequest a -> attendPool.execute(() -> attend(msg, a));
-                case WireMessage.ReleaseRequest r -> msg.reply(release(r.session(), "released by the query host"), replyOptions);
+                // a release waits for the session's write lock, which an attention call holds for a whole kernel
+                // call: never on the event loop
+                case WireMessage.ReleaseRequest r -> node.vertx()
+                        .executeBlocking(() -> release(r.session(), "released by the query host"), false)
+                        .onComplete(ar -> {
+                            if (ar.succeeded()) {
+                                msg.reply(ar.result(), replyOptions);
+                            } else {
+                                msg.fail(INTERNAL, "release failed on " + node.options().nodeName() + ": " + ar.cause());
+                            }
+                        });
                 case WireMessage.AnchorRequest r -> serveAnchor(msg, r);
                 default -> msg.fail(BAD_REQUEST, "a context host does not take " + body.getClass().getSimpleName());
             }
@@ -197,6 +217,10 @@ public final class ContextHost implements AutoCloseable {
         BlockPlan plan;
         List<Block> blocks = new ArrayList<>();
         try {
+            if (p.tokens().length > model.maxPositions()) {
+                throw new IllegalArgumentException("a context of " + p.tokens().length + " tokens does not fit the "
+                        + "model's " + model.maxPositions() + " positions");
+            }
             plan = BlockPlan.builder(p.tokens().length).blockSize(p.blockSize()).anchorSize(p.anchorSize())
                     .hosts(p.hosts()).build();
             int prev = -1;
@@ -377,6 +401,11 @@ public final class ContextHost implements AutoCloseable {
         if (a.layer() >= c.numberOfLayers || q.heads() != c.numberOfHeads || q.headDim() != c.headSize) {
             msg.fail(BAD_REQUEST, "query for layer " + a.layer() + " with " + q.heads() + " heads x " + q.headDim()
                     + " does not fit the model (" + c.numberOfLayers + " layers, " + c.numberOfHeads + " x " + c.headSize + ")");
+            return;
+        }
+        if (q.tokens() > model.maxPositions() || Arrays.stream(q.positions()).anyMatch(p -> p >= model.maxPositions())) {
+            msg.fail(BAD_REQUEST, "query of " + q.tokens() + " tokens at positions beyond the model's "
+                    + model.maxPositions());
             return;
         }
         List<PartialAttention> parts = new ArrayList<>(a.blocks().length);

@@ -17,6 +17,7 @@ import java.lang.reflect.InvocationTargetException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.Set;
 import java.util.stream.Stream;
@@ -48,6 +49,12 @@ public final class ModelFolder {
      *     broken or does not match {@code config.json} ({@link SafetensorsCheck})
      */
     public static ModelFolder open(Path dir) {
+        if (Files.isRegularFile(dir) && dir.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gguf")) {
+            throw new IllegalArgumentException(dir + " is a GGUF file; Star Attention loads Hugging Face model folders "
+                    + "(config.json, tokenizer.json, *.safetensors): use the model's original safetensors release, or "
+                    + "convert with transformers: AutoModelForCausalLM.from_pretrained(DIR, gguf_file=FILE)"
+                    + ".save_pretrained(OUT), and the same for AutoTokenizer");
+        }
         if (!Files.isDirectory(dir)) {
             throw new IllegalArgumentException("model folder " + dir + " does not exist or is not a directory");
         }

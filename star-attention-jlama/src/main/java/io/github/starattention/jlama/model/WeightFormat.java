@@ -12,8 +12,13 @@ public enum WeightFormat {
     F32(Optional.of(DType.F32), DType.F32),
     /** Weights as stored (e.g. bf16), activations rounded to the weights' type before each product (Jlama's default). */
     AS_STORED(Optional.empty(), DType.I8),
-    /** Weights quantized to Jlama's Q4 at load time, int8 activations: smallest and fastest, least exact. */
-    Q4(Optional.of(DType.Q4), DType.I8);
+    /**
+     * Weights quantized to Jlama's Q4 at load time (blocks of 32 with a scale), fp32 activations: smallest, least
+     * exact (logits within cosine 0.95 of an fp64 reference on random SmolLM2-shaped weights, {@code Fp64ReferenceIT}).
+     * Activations stay fp32 because Jlama has no int8 product for the tensors it leaves unquantized (the embedding:
+     * "I8 BF16" in 0.8.4).
+     */
+    Q4(Optional.of(DType.Q4), DType.F32);
 
     private final Optional<DType> modelQuantization;
     private final DType workingQuantization;

@@ -67,6 +67,14 @@ class SafetensorsCheckTest {
     }
 
     @Test
+    void aGgufFileGetsAHintInsteadOfFolderNotFound() throws IOException {
+        Path gguf = Files.write(tmp.resolve("model-q8_0.gguf"), new byte[] {'G', 'G', 'U', 'F'});
+        assertThatThrownBy(() -> ModelFolder.open(gguf)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("is a GGUF file")
+                .hasMessageContaining("gguf_file=FILE");
+    }
+
+    @Test
     void anEmptyFileIsRefused() throws IOException {
         Path dir = withWeights(new byte[0]);
         assertThatThrownBy(() -> ModelFolder.open(dir)).isInstanceOf(IllegalArgumentException.class)
