@@ -20,7 +20,7 @@ public final class WireCodec {
     /** {@code 'S','A','W','1'} read as a little-endian int. */
     public static final int MAGIC = 0x31574153;
     /** Protocol version; a frame of another version is rejected. */
-    public static final byte VERSION = 2;
+    public static final byte VERSION = 3;
     /** Header bytes before the payload. */
     public static final int HEADER_BYTES = 12;
     /** Longest string field, in UTF-8 bytes. */
@@ -61,8 +61,10 @@ public final class WireCodec {
             case WireMessage.PrefillRequest p -> {
                 writeUuid(b, p.session());
                 writeString(b, p.owner());
+                b.putInt(p.contextLength()).putLong(p.contextDigest());
                 b.putInt(p.blockSize()).putInt(p.anchorSize()).putInt(p.hosts());
                 writeInts(b, p.blocks());
+                writeInts(b, p.ranges());
                 writeInts(b, p.tokens());
                 writeString(b, p.anchorFrom());
             }
@@ -106,8 +108,8 @@ public final class WireCodec {
             case WireMessage.InfoRequest r -> 0L;
             case WireMessage.HostInfo h -> stringSize(h.nodeId()) + stringSize(h.name()) + stringSize(h.modelId())
                     + stringSize(h.kernel()) + 4 + 4 + 8;
-            case WireMessage.PrefillRequest p -> 16L + stringSize(p.owner()) + 12 + intsSize(p.blocks().length)
-                    + intsSize(p.tokens().length) + stringSize(p.anchorFrom());
+            case WireMessage.PrefillRequest p -> 16L + stringSize(p.owner()) + 12 + 12 + intsSize(p.blocks().length)
+                    + intsSize(p.ranges().length) + intsSize(p.tokens().length) + stringSize(p.anchorFrom());
             case WireMessage.PrefillReply p -> 16L + intsSize(p.blocks().length) + 16;
             case WireMessage.AttendRequest a -> 16L + 4 + intsSize(a.blocks().length) + querySize(a.query());
             case WireMessage.AttendReply a -> {
@@ -169,8 +171,9 @@ public final class WireCodec {
                 case WireMessage.HOST_INFO -> new WireMessage.HostInfo(readString(b), readString(b), readString(b),
                         readString(b), b.getInt(), b.getInt(), b.getLong());
                 case WireMessage.PREFILL_REQUEST -> new WireMessage.PrefillRequest(readUuid(b), readString(b),
-                        positive(b.getInt(), "block size"), nonNegative(b.getInt(), "anchor size"),
-                        positive(b.getInt(), "hosts"), readInts(b), readInts(b), readString(b));
+                        positive(b.getInt(), "context length"), b.getLong(), positive(b.getInt(), "block size"),
+                        nonNegative(b.getInt(), "anchor size"), positive(b.getInt(), "hosts"), readInts(b),
+                        readInts(b), readInts(b), readString(b));
                 case WireMessage.PREFILL_REPLY -> new WireMessage.PrefillReply(readUuid(b), readInts(b), b.getLong(),
                         b.getLong());
                 case WireMessage.ATTEND_REQUEST -> new WireMessage.AttendRequest(readUuid(b),

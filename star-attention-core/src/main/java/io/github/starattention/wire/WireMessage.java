@@ -2,6 +2,8 @@ package io.github.starattention.wire;
 
 import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.PartialAttention;
+import io.github.starattention.plan.Block;
+import io.github.starattention.plan.BlockPlan;
 import java.util.List;
 import java.util.Objects;
 import java.util.UUID;
@@ -65,28 +67,131 @@ public sealed interface WireMessage {
     }
 
     /**
-     * Phase 1 on a context host: encode {@code blocks} of the plan {@code (tokens.length, blockSize, anchorSize,
+     * Phase 1 on a context host: encode {@code blocks} of the plan {@code (contextLength, blockSize, anchorSize,
      * hosts)} and keep their KV under {@code session}. Blocks may be added to an existing session (a block taken over
-     * from a host that failed).
+     * from a host that failed). The request carries only the tokens the host needs: those of its blocks and, when one
+     * of them is not block 0, the anchor's ({@link #of} cuts them out of the context).
      *
      * @param session context session id
      * @param owner node id of the query host; the context host drops the session when that node leaves
+     * @param contextLength tokens in the whole context
+     * @param contextDigest identifies the whole context ({@link #digest}): later requests for the same session must
+     *     carry the same
      * @param blockSize block size of the plan
      * @param anchorSize anchor size of the plan
      * @param hosts hosts of the plan
      * @param blocks indices of the blocks to encode, increasing
-     * @param tokens all context tokens (BOS first); the host reads the anchor and its blocks from them
+     * @param ranges the context ranges sent, as {@code [start, end)} pairs, increasing and disjoint
+     * @param tokens the tokens of {@code ranges}, concatenated
      * @param anchorFrom node id of the host that encodes block 0 of this session and serves its anchor's KV
      *     ({@link AnchorRequest}); empty to encode the anchor here
      */
-    record PrefillRequest(UUID session, String owner, int blockSize, int anchorSize, int hosts, int[] blocks,
-                          int[] tokens, String anchorFrom) implements WireMessage {
+    record PrefillRequest(UUID session, String owner, int contextLength, long contextDigest, int blockSize,
+                          int anchorSize, int hosts, int[] blocks, int[] ranges, int[] tokens, String anchorFrom)
+            implements WireMessage {
         public PrefillRequest {
             Objects.requireNonNull(session, "session");
             Objects.requireNonNull(owner, "owner");
             Objects.requireNonNull(blocks, "blocks");
+            Objects.requireNonNull(ranges, "ranges");
             Objects.requireNonNull(tokens, "tokens");
             Objects.requireNonNull(anchorFrom, "anchorFrom");
+            if (contextLength < 1) {
+                throw new IllegalArgumentException("context length must be positive, got " + contextLength);
+            }
+            if (ranges.length % 2 != 0) {
+                throw new IllegalArgumentException("ranges must be [start, end) pairs, got " + ranges.length + " ints");
+            }
+            long sent = 0;
+            int prevEnd = 0;
+            for (int i = 0; i < ranges.length; i += 2) {
+                if (ranges[i] < prevEnd || ranges[i] >= ranges[i + 1] || ranges[i + 1] > contextLength) {
+                    throw new IllegalArgumentException("range [" + ranges[i] + ", " + ranges[i + 1] + ") is not "
+                            + "increasing, disjoint and inside the " + contextLength + "-token context");
+                }
+                sent += ranges[i + 1] - ranges[i];
+                prevEnd = ranges[i + 1];
+            }
+            if (sent != tokens.length) {
+                throw new IllegalArgumentException("ranges cover " + sent + " tokens, " + tokens.length + " sent");
+            }
+        }
+
+        /**
+         * The request for {@code blocks} of {@code plan}, with the tokens they need cut from {@code context}: each
+         * block's own and, for a block other than 0 when the plan has an anchor, the anchor's {@code [0, a)}.
+         */
+        public static PrefillRequest of(UUID session, String owner, BlockPlan plan, int[] context, int[] blocks,
+                                        String anchorFrom) {
+            if (context.length != plan.contextLength()) {
+                throw new IllegalArgumentException("the context has " + context.length + " tokens, the plan "
+                        + plan.contextLength());
+            }
+            boolean[] needed = new boolean[context.length];
+            for (int b : blocks) {
+                Block block = plan.blocks().get(b);
+                java.util.Arrays.fill(needed, block.start(), block.end(), true);
+                if (b > 0 && plan.blockCount() > 1) {
+                    java.util.Arrays.fill(needed, 0, plan.effectiveAnchor(), true);
+                }
+            }
+            List<Integer> ranges = new java.util.ArrayList<>();
+            int count = 0;
+            for (int i = 0; i < needed.length; i++) {
+                if (needed[i] && (i == 0 || !needed[i - 1])) {
+                    ranges.add(i);
+                }
+                if (needed[i]) {
+                    count++;
+                    if (i == needed.length - 1 || !needed[i + 1]) {
+                        ranges.add(i + 1);
+                    }
+                }
+            }
+            int[] tokens = new int[count];
+            int n = 0;
+            for (int i = 0; i < ranges.size(); i += 2) {
+                int from = ranges.get(i);
+                int to = ranges.get(i + 1);
+                System.arraycopy(context, from, tokens, n, to - from);
+                n += to - from;
+            }
+            return new PrefillRequest(session, owner, plan.contextLength(), digest(context), plan.blockSize(),
+                    plan.anchorSize(), plan.hosts(), blocks, ranges.stream().mapToInt(Integer::intValue).toArray(),
+                    tokens, anchorFrom);
+        }
+
+        /** A 64-bit FNV-1a hash of {@code context}'s token ids: which context a session holds. */
+        public static long digest(int[] context) {
+            long h = 0xcbf29ce484222325L;
+            for (int t : context) {
+                for (int k = 0; k < 4; k++) {
+                    h ^= (t >>> (8 * k)) & 0xff;
+                    h *= 0x100000001b3L;
+                }
+            }
+            return h ^ context.length;
+        }
+
+        /** Whether the sent ranges cover {@code [start, end)}. */
+        public boolean covers(int start, int end) {
+            for (int i = 0; i < ranges.length; i += 2) {
+                if (ranges[i] <= start && end <= ranges[i + 1]) {
+                    return true;
+                }
+            }
+            return start >= end;
+        }
+
+        /** The context with the sent tokens in place and 0 elsewhere (positions a host has no business reading). */
+        public int[] scatter() {
+            int[] full = new int[contextLength];
+            int n = 0;
+            for (int i = 0; i < ranges.length; i += 2) {
+                System.arraycopy(tokens, n, full, ranges[i], ranges[i + 1] - ranges[i]);
+                n += ranges[i + 1] - ranges[i];
+            }
+            return full;
         }
 
         @Override

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.PartialAttention;
+import io.github.starattention.plan.BlockPlan;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
@@ -87,9 +88,12 @@ class WireCodecTest {
         var info = roundTrip(new WireMessage.HostInfo("node-é", "host-1", "llama:abc", "cpu", 4, 2, 1L << 40));
         assertThat(info).isEqualTo(new WireMessage.HostInfo("node-é", "host-1", "llama:abc", "cpu", 4, 2, 1L << 40));
         assertThat(roundTrip(new WireMessage.InfoRequest())).isInstanceOf(WireMessage.InfoRequest.class);
-        var prefill = roundTrip(new WireMessage.PrefillRequest(SESSION, "owner", 256, 128, 3, new int[] {1, 2},
-                new int[] {1, 5, 6, 7}, "host-0-id"));
+        var prefill = roundTrip(new WireMessage.PrefillRequest(SESSION, "owner", 1000, 0x1234_5678_9abc_def0L, 256,
+                128, 3, new int[] {1, 2}, new int[] {0, 1, 300, 303}, new int[] {1, 5, 6, 7}, "host-0-id"));
         assertThat(prefill.owner()).isEqualTo("owner");
+        assertThat(prefill.contextLength()).isEqualTo(1000);
+        assertThat(prefill.contextDigest()).isEqualTo(0x1234_5678_9abc_def0L);
+        assertThat(prefill.ranges()).containsExactly(0, 1, 300, 303);
         assertThat(prefill.blockSize()).isEqualTo(256);
         assertThat(prefill.anchorSize()).isEqualTo(128);
         assertThat(prefill.hosts()).isEqualTo(3);
@@ -126,6 +130,44 @@ class WireCodecTest {
         ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN).putInt(WireCodec.HEADER_BYTES + 4, 1 << 20);
         assertThatThrownBy(() -> WireCodec.decode(frame)).isInstanceOf(WireFormatException.class)
                 .hasMessageContaining("anchor KV");
+    }
+
+    @Test
+    void aPrefillRequestCarriesOnlyTheTokensItsBlocksNeed() {
+        int[] context = new java.util.Random(3).ints(1000, 3, 12000).toArray();
+        BlockPlan plan = BlockPlan.builder(1000).blocks(4).anchorSize(100).hosts(3).build();
+        var first = WireMessage.PrefillRequest.of(SESSION, "q", plan, context, new int[] {0}, "");
+        assertThat(first.ranges()).containsExactly(0, 250);
+        var third = WireMessage.PrefillRequest.of(SESSION, "q", plan, context, new int[] {2}, "node-0");
+        assertThat(third.ranges()).as("the anchor, then block 2").containsExactly(0, 100, 500, 750);
+        assertThat(third.tokens()).hasSize(350);
+        int[] seen = roundTrip(third).scatter();
+        assertThat(Arrays.copyOfRange(seen, 500, 750)).containsExactly(Arrays.copyOfRange(context, 500, 750));
+        assertThat(Arrays.copyOfRange(seen, 0, 100)).containsExactly(Arrays.copyOfRange(context, 0, 100));
+        assertThat(Arrays.copyOfRange(seen, 100, 500)).containsOnly(0); // block 1 never left the query host
+        assertThat(third.covers(500, 750)).isTrue();
+        assertThat(third.covers(250, 500)).isFalse();
+        assertThat(third.contextDigest()).isEqualTo(WireMessage.PrefillRequest.digest(context))
+                .isNotEqualTo(WireMessage.PrefillRequest.digest(Arrays.copyOf(context, 999)));
+        var merged = WireMessage.PrefillRequest.of(SESSION, "q", plan, context, new int[] {0, 1}, "");
+        assertThat(merged.ranges()).as("adjacent ranges merge").containsExactly(0, 500);
+    }
+
+    @Test
+    void prefillRangesThatDoNotMatchTheTokensAreRejected() {
+        byte[] frame = WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 10, 0, 5, 0, 1, new int[] {0},
+                new int[] {0, 3}, new int[] {1, 2, 3}, ""));
+        ByteBuffer le = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN);
+        int rangesAt = WireCodec.HEADER_BYTES + 16 + 2 + 1 + 12 + 12 + 4 + 4; // after blocks {0}
+        le.putInt(rangesAt + 4, 7); // [7, 3): backwards
+        assertThatThrownBy(() -> WireCodec.decode(frame)).isExactlyInstanceOf(WireFormatException.class)
+                .hasMessageContaining("range [7, 3)");
+        le.putInt(rangesAt + 4, 0).putInt(rangesAt + 8, 11); // [0, 11): past the 10-token context
+        assertThatThrownBy(() -> WireCodec.decode(frame)).isExactlyInstanceOf(WireFormatException.class)
+                .hasMessageContaining("inside the 10-token context");
+        le.putInt(rangesAt + 8, 4); // [0, 4): 4 tokens claimed, 3 sent
+        assertThatThrownBy(() -> WireCodec.decode(frame)).isExactlyInstanceOf(WireFormatException.class)
+                .hasMessageContaining("ranges cover 4 tokens, 3 sent");
     }
 
     @Test
@@ -203,10 +245,10 @@ class WireCodecTest {
 
     @Test
     void hostileCountsAreRejectedBeforeAllocating() {
-        byte[] frame = WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 4, 4, 1, new int[] {0},
-                new int[] {1, 2, 3}, ""));
+        byte[] frame = WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 3, 0, 4, 4, 1, new int[] {0},
+                new int[] {0, 3}, new int[] {1, 2, 3}, ""));
         ByteBuffer le = ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN);
-        int blocksCountAt = WireCodec.HEADER_BYTES + 16 + 2 + 1 + 12;
+        int blocksCountAt = WireCodec.HEADER_BYTES + 16 + 2 + 1 + 12 + 12;
         assertThat(le.getInt(blocksCountAt)).isEqualTo(1);
         le.putInt(blocksCountAt, Integer.MAX_VALUE);
         assertThatThrownBy(() -> WireCodec.decode(frame)).isInstanceOf(WireFormatException.class)
@@ -268,8 +310,8 @@ class WireCodecTest {
         List<byte[]> seeds = List.of(
                 WireCodec.encode(new WireMessage.InfoRequest()),
                 WireCodec.encode(new WireMessage.HostInfo("n", "host-0", "m", "cpu", 2, 1, 3)),
-                WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 4, 4, 2, new int[] {0, 1},
-                        new int[] {5, 6, 7}, "node")),
+                WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 9, 7, 4, 4, 2, new int[] {0, 1},
+                        new int[] {0, 2, 6, 7}, new int[] {5, 6, 7}, "node")),
                 WireCodec.encode(new WireMessage.PrefillReply(SESSION, new int[] {1}, 10, 20)),
                 WireCodec.encode(new WireMessage.AttendRequest(SESSION, 3, new int[] {0}, query(2, 2, 4, 1))),
                 WireCodec.encode(new WireMessage.AttendReply(5, List.of(partial(2, 2, 4, 2), partial(1, 2, 4, 3)))),

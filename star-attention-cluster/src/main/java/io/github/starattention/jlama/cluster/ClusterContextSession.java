@@ -418,8 +418,8 @@ public final class ClusterContextSession implements ContextSession {
     // ------------------------------------------------------------------------------------------ phase 1, failover
 
     private CompletableFuture<Assignment> prefillOn(Assignment a) {
-        WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(), plan.blockSize(),
-                plan.anchorSize(), plan.hosts(), a.blocks(), context, anchorHost(a.blocks()));
+        WireMessage.PrefillRequest request = WireMessage.PrefillRequest.of(id, node.nodeId(), plan, context, a.blocks(),
+                anchorHost(a.blocks()));
         prefillBytes.add(WireCodec.encodedSize(request));
         return node.request(a.nodeId(), a.label(), request, engine.cluster().timeouts().prefillMs())
                 .thenApply(reply -> {
@@ -504,9 +504,8 @@ public final class ClusterContextSession implements ContextSession {
                 if (target.local()) {
                     encodeLocally(failed.blocks());
                 } else {
-                    WireMessage.PrefillRequest request = new WireMessage.PrefillRequest(id, node.nodeId(),
-                            plan.blockSize(), plan.anchorSize(), plan.hosts(), failed.blocks(), context,
-                            anchorHost(failed.blocks()));
+                    WireMessage.PrefillRequest request = WireMessage.PrefillRequest.of(id, node.nodeId(), plan,
+                            context, failed.blocks(), anchorHost(failed.blocks()));
                     prefillBytes.add(WireCodec.encodedSize(request));
                     long timeout = engine.cluster().timeouts().prefillMs();
                     WireMessage reply = node.request(target.nodeId(), target.label(), request, timeout)

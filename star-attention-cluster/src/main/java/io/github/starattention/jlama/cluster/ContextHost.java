@@ -217,11 +217,11 @@ public final class ContextHost implements AutoCloseable {
         BlockPlan plan;
         List<Block> blocks = new ArrayList<>();
         try {
-            if (p.tokens().length > model.maxPositions()) {
-                throw new IllegalArgumentException("a context of " + p.tokens().length + " tokens does not fit the "
+            if (p.contextLength() > model.maxPositions()) {
+                throw new IllegalArgumentException("a context of " + p.contextLength() + " tokens does not fit the "
                         + "model's " + model.maxPositions() + " positions");
             }
-            plan = BlockPlan.builder(p.tokens().length).blockSize(p.blockSize()).anchorSize(p.anchorSize())
+            plan = BlockPlan.builder(p.contextLength()).blockSize(p.blockSize()).anchorSize(p.anchorSize())
                     .hosts(p.hosts()).build();
             int prev = -1;
             for (int b : p.blocks()) {
@@ -230,7 +230,13 @@ public final class ContextHost implements AutoCloseable {
                             + ", got " + Arrays.toString(p.blocks()));
                 }
                 prev = b;
-                blocks.add(plan.blocks().get(b));
+                Block block = plan.blocks().get(b);
+                if (!p.covers(block.start(), block.end())
+                        || b > 0 && plan.blockCount() > 1 && !p.covers(0, plan.effectiveAnchor())) {
+                    throw new IllegalArgumentException("the request lacks tokens of block " + b
+                            + (b > 0 ? " or of the anchor" : "") + " (sent ranges " + Arrays.toString(p.ranges()) + ")");
+                }
+                blocks.add(block);
             }
             if (blocks.isEmpty()) {
                 throw new IllegalArgumentException("no blocks to encode");
@@ -245,7 +251,7 @@ public final class ContextHost implements AutoCloseable {
             refusePrefill(msg, p, BAD_REQUEST, e.getMessage());
             return;
         }
-        int fingerprint = Arrays.hashCode(p.tokens());
+        long fingerprint = p.contextDigest();
         HostSession s;
         synchronized (sessions) {
             s = sessions.get(p.session());
@@ -280,7 +286,7 @@ public final class ContextHost implements AutoCloseable {
                 ? claimAnchor(p.session()) : null;
         try {
             if (!missing.isEmpty()) {
-                List<KvStore> stores = encoder.encodeBlocks(plan, p.tokens(), missing, false,
+                List<KvStore> stores = encoder.encodeBlocks(plan, p.scatter(), missing, false,
                         anchorExchange(p, anchored, source), n -> { });
                 if (!s.add(missing, stores)) {
                     stores.forEach(KvStore::close);
@@ -521,7 +527,7 @@ public final class ContextHost implements AutoCloseable {
         final UUID id;
         final String owner;
         final BlockPlan plan;
-        final int fingerprint;
+        final long fingerprint;
         final TreeMap<Integer, KvStore> stores = new TreeMap<>();
         final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
         volatile long lastUsed = System.nanoTime();
@@ -529,14 +535,14 @@ public final class ContextHost implements AutoCloseable {
         final AtomicInteger busy = new AtomicInteger();
         boolean closed;
 
-        HostSession(UUID id, String owner, BlockPlan plan, int fingerprint) {
+        HostSession(UUID id, String owner, BlockPlan plan, long fingerprint) {
             this.id = id;
             this.owner = owner;
             this.plan = plan;
             this.fingerprint = fingerprint;
         }
 
-        boolean sameContext(BlockPlan p, int fp) {
+        boolean sameContext(BlockPlan p, long fp) {
             return fp == fingerprint && p.contextLength() == plan.contextLength() && p.blockSize() == plan.blockSize()
                     && p.anchorSize() == plan.anchorSize();
         }

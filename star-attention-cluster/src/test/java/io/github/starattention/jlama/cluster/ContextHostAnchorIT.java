@@ -59,6 +59,10 @@ class ContextHostAnchorIT {
         }
     }
 
+    private static BlockPlan plan(int anchor) {
+        return BlockPlan.builder(CONTEXT).blockSize(BLOCK).anchorSize(anchor).hosts(2).build();
+    }
+
     @Test
     void anchorRequestsBeforeThePrefillAreAnsweredWithBlockZerosAnchor() throws Exception {
         int[] tokens = Arrays.copyOf(ClusterFixture.context("niah_single-1024-0"), CONTEXT);
@@ -68,8 +72,8 @@ class ContextHostAnchorIT {
         for (int l = 0; l < layers; l++) {
             asked.add(client.request(host.nodeId(), "host-a", new WireMessage.AnchorRequest(session, l), 60_000 * SCALE));
         }
-        WireMessage prefilled = client.request(host.nodeId(), "host-a", new WireMessage.PrefillRequest(session,
-                client.nodeId(), BLOCK, ANCHOR, 2, new int[] {0}, tokens, ""), 120_000 * SCALE)
+        WireMessage prefilled = client.request(host.nodeId(), "host-a", WireMessage.PrefillRequest.of(session,
+                client.nodeId(), plan(ANCHOR), tokens, new int[] {0}, ""), 120_000 * SCALE)
                 .get(150 * SCALE, TimeUnit.SECONDS);
         assertThat(prefilled).isInstanceOf(WireMessage.PrefillReply.class);
 
@@ -114,9 +118,9 @@ class ContextHostAnchorIT {
         CompletableFuture<WireMessage> asked = client.request(host.nodeId(), "host-a",
                 new WireMessage.AnchorRequest(session, 0), 600_000 * SCALE);
         int[] tokens = Arrays.copyOf(ClusterFixture.context("niah_single-1024-0"), CONTEXT);
-        tokens[CONTEXT - 1] = Integer.MAX_VALUE; // outside the vocabulary: the host refuses the prefill
+        tokens[BLOCK - 1] = Integer.MAX_VALUE; // in block 0, outside the vocabulary: the host refuses the prefill
         CompletableFuture<WireMessage> prefill = client.request(host.nodeId(), "host-a",
-                new WireMessage.PrefillRequest(session, client.nodeId(), BLOCK, ANCHOR, 2, new int[] {0}, tokens, ""),
+                WireMessage.PrefillRequest.of(session, client.nodeId(), plan(ANCHOR), tokens, new int[] {0}, ""),
                 120_000 * SCALE);
         assertThatThrownBy(() -> prefill.get(60 * SCALE, TimeUnit.SECONDS)).cause()
                 .isInstanceOf(HostFailureException.class).hasMessageContaining("outside the vocabulary");
@@ -132,8 +136,8 @@ class ContextHostAnchorIT {
         int before = host.sessions();
         try (ClusterNode owner = ClusterNode.start(base.withNodeName("query-host-2"))) {
             int[] tokens = Arrays.copyOf(ClusterFixture.context("niah_single-1024-0"), CONTEXT);
-            WireMessage reply = owner.request(host.nodeId(), "host-a", new WireMessage.PrefillRequest(UUID.randomUUID(),
-                    owner.nodeId(), BLOCK, 0, 2, new int[] {1}, tokens, ""), 120_000 * SCALE)
+            WireMessage reply = owner.request(host.nodeId(), "host-a", WireMessage.PrefillRequest.of(UUID.randomUUID(),
+                    owner.nodeId(), plan(0), tokens, new int[] {1}, ""), 120_000 * SCALE)
                     .get(150 * SCALE, TimeUnit.SECONDS);
             assertThat(reply).isInstanceOf(WireMessage.PrefillReply.class);
             assertThat(host.sessions()).isEqualTo(before + 1);
