@@ -8,6 +8,9 @@ import io.github.starattention.jlama.TestData;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -110,6 +113,28 @@ class CliBadInputIT {
                 "--question", "q", "--device", "cuda");
         assertOneLine(r, "--device cuda: CUDA is not usable here");
         assertThat(r.err()).contains("use --device auto or --device cpu");
+    }
+
+    @Test
+    void aHostWhoseHazelcastPortIsTakenSaysSoInOneLine() throws IOException {
+        try (ServerSocket taken = new ServerSocket()) {
+            taken.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            int port = taken.getLocalPort();
+            Path config = Files.writeString(tmp.resolve("host.json"), "{\"hazelcast\": {\"port\": " + port
+                    + ", \"portAutoIncrement\": false, \"members\": [\"127.0.0.1:" + port + "\"]}}");
+            Result r = run("host", "--config", config.toString());
+            assertOneLine(r, "hazelcast.port " + port + " on 127.0.0.1 is in use");
+        }
+    }
+
+    @Test
+    void aHostWhoseKeyStoreIsNotOneSaysSoInOneLine() throws IOException {
+        Path junk = Files.writeString(tmp.resolve("node.p12"), "not a key store");
+        Path config = Files.writeString(tmp.resolve("tls.json"), "{\"tls\": {\"enabled\": true, \"keyStore\": \""
+                + junk.getFileName() + "\", \"keyStorePassword\": \"x\", \"trustStore\": \"" + junk.getFileName()
+                + "\", \"trustStorePassword\": \"x\"}}");
+        Result r = run("host", "--config", config.toString());
+        assertOneLine(r, "tls.keyStore " + junk + " is not a PKCS#12 key store");
     }
 
     @Test

@@ -69,8 +69,7 @@ final class StartupChecks {
                         + " (wrong password)");
             }
             throw new IllegalArgumentException(what + " " + file + " is not a " + (type.equals("JKS") ? "JKS"
-                    : "PKCS#12") + " key store (" + (e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName())
-                    + ")");
+                    : "PKCS#12") + " key store, or is damaged" + (e.getMessage() != null ? ": " + e.getMessage() : ""));
         } catch (GeneralSecurityException e) {
             throw new IllegalArgumentException(what + " " + file + " cannot be read: " + e.getMessage());
         }
