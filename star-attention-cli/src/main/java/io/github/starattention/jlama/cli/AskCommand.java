@@ -76,7 +76,13 @@ public final class AskCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         try (StarAttentionModel model = common.loadModel();
              StarAttentionEngine engine = Distributed.engine(model, engineOptions, common, hosts, cluster)) {
+            long t0 = System.nanoTime();
             PromptSplit split = model.split(context, question);
+            double tokenizeMillis = (System.nanoTime() - t0) / 1e6;
+            if (!json) {
+                spec.commandLine().getErr().printf("tokenized %d context + %d query tokens in %.0f ms%n",
+                        split.contextTokens().length, split.queryTokens().length, tokenizeMillis);
+            }
             common.checkPlanFits(split.contextTokens().length);
             ProgressBar bar = json ? ProgressBar.silent() : new ProgressBar("prefill", System.err);
             try (ContextSession session = engine.prefill(split.contextTokens(), bar::update)) {
@@ -84,7 +90,9 @@ public final class AskCommand implements Callable<Integer> {
                 Generation g = session.generate(split.queryTokens(), gen,
                         json ? (id, text) -> { } : (id, text) -> { out.print(text); out.flush(); });
                 if (json) {
-                    out.println(Json.write(result(g, session, m)));
+                    Map<String, Object> r = result(g, session, m);
+                    r.put("tokenize_ms", round(tokenizeMillis));
+                    out.println(Json.write(r));
                 } else {
                     out.println();
                     spec.commandLine().getErr().printf("%s: %d context tokens in %d blocks, ttft %.0f ms (prefill %.0f ms + query %.0f ms), %.1f tokens/s%n",

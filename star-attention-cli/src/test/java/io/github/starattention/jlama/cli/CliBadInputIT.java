@@ -156,7 +156,8 @@ class CliBadInputIT {
         assertThat(json.get("blocks").asInt()).isEqualTo(4);
         assertThat(json.get("anchor_size").asInt()).isEqualTo(json.get("block_size").asInt());
         assertThat(json.get("context_tokens").asInt()).isBetween(900, 1024);
-        for (String key : new String[] {"query_tokens", "generated_tokens", "ttft_ms", "decode_tokens_per_s"}) {
+        for (String key : new String[] {"query_tokens", "generated_tokens", "ttft_ms", "decode_tokens_per_s",
+                "tokenize_ms"}) {
             assertThat(json.get(key).asDouble()).as(key).isPositive();
         }
     }
