@@ -4,9 +4,13 @@ import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.PartialAttention;
 import io.github.starattention.plan.Block;
 import io.github.starattention.plan.BlockPlan;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.UUID;
+import java.util.stream.IntStream;
 
 /**
  * The messages of distributed Star Attention. The query host sends requests to one context host each; the host
@@ -127,38 +131,38 @@ public sealed interface WireMessage {
                 throw new IllegalArgumentException("the context has " + context.length + " tokens, the plan "
                         + plan.contextLength());
             }
-            boolean[] needed = new boolean[context.length];
+            // spans in context order: the anchor [0, a) when a block after the first needs it, then each block
+            List<int[]> spans = new ArrayList<>();
+            if (plan.blockCount() > 1 && plan.effectiveAnchor() > 0 && IntStream.of(blocks).anyMatch(b -> b > 0)) {
+                spans.add(new int[] {0, plan.effectiveAnchor()});
+            }
             for (int b : blocks) {
                 Block block = plan.blocks().get(b);
-                java.util.Arrays.fill(needed, block.start(), block.end(), true);
-                if (b > 0 && plan.blockCount() > 1) {
-                    java.util.Arrays.fill(needed, 0, plan.effectiveAnchor(), true);
-                }
+                spans.add(new int[] {block.start(), block.end()});
             }
-            List<Integer> ranges = new java.util.ArrayList<>();
-            int count = 0;
-            for (int i = 0; i < needed.length; i++) {
-                if (needed[i] && (i == 0 || !needed[i - 1])) {
-                    ranges.add(i);
-                }
-                if (needed[i]) {
-                    count++;
-                    if (i == needed.length - 1 || !needed[i + 1]) {
-                        ranges.add(i + 1);
-                    }
-                }
-            }
-            int[] tokens = new int[count];
+            spans.sort(Comparator.comparingInt((int[] r) -> r[0]));
+            int[] merged = new int[2 * spans.size()];
             int n = 0;
-            for (int i = 0; i < ranges.size(); i += 2) {
-                int from = ranges.get(i);
-                int to = ranges.get(i + 1);
-                System.arraycopy(context, from, tokens, n, to - from);
-                n += to - from;
+            int count = 0;
+            for (int[] r : spans) {
+                if (n > 0 && r[0] <= merged[n - 1]) { // touches or overlaps the previous range
+                    count += Math.max(0, r[1] - merged[n - 1]);
+                    merged[n - 1] = Math.max(merged[n - 1], r[1]);
+                } else {
+                    merged[n++] = r[0];
+                    merged[n++] = r[1];
+                    count += r[1] - r[0];
+                }
+            }
+            int[] ranges = Arrays.copyOf(merged, n);
+            int[] tokens = new int[count];
+            int at = 0;
+            for (int i = 0; i < n; i += 2) {
+                System.arraycopy(context, ranges[i], tokens, at, ranges[i + 1] - ranges[i]);
+                at += ranges[i + 1] - ranges[i];
             }
             return new PrefillRequest(session, owner, plan.contextLength(), digest(context), plan.blockSize(),
-                    plan.anchorSize(), plan.hosts(), blocks, ranges.stream().mapToInt(Integer::intValue).toArray(),
-                    tokens, anchorFrom);
+                    plan.anchorSize(), plan.hosts(), blocks, ranges, tokens, anchorFrom);
         }
 
         /** A 64-bit FNV-1a hash of {@code context}'s token ids: which context a session holds. */

@@ -60,7 +60,7 @@ class ModelFamiliesIT {
         ours.close();
     }
 
-    private static int argmax(float[] x) {
+    static int argmax(float[] x) {
         int b = 0;
         for (int i = 1; i < x.length; i++) {
             if (x[i] > x[b]) {

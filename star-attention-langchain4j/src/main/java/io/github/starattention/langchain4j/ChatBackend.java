@@ -143,7 +143,7 @@ final class ChatBackend implements AutoCloseable {
             this.cache = ContextCache.withMaxBytes(b.maxCacheBytes != null ? b.maxCacheBytes : ContextCache.defaultMaxBytes());
             this.ownsCache = true;
         }
-        this.modelName = served != null ? served : String.valueOf(model.directory().getFileName());
+        this.modelName = served;
         this.defaults = StarAttentionChatRequestParameters.builder().overrideWith(sampling).modelName(modelName).build();
         this.timeout = b.timeout;
         this.closeWait = b.closeTimeout != null ? b.closeTimeout : CLOSE_WAIT;
@@ -155,8 +155,8 @@ final class ChatBackend implements AutoCloseable {
     }
 
     /**
-     * The name this chat model answers to: {@code modelName} if set, else the model folder's name; null only when the
-     * model comes from an engine or a loaded model (their folder then names it, known after loading).
+     * The name this chat model answers to: {@code modelName} if set, else the model folder's name (of the engine's
+     * model, the loaded model or {@code modelPath}); null only when there is no model at all, which loading refuses.
      */
     private static String servedModelName(StarAttentionModelBuilder<?, ?> b) {
         if (b.modelName != null) {

@@ -78,11 +78,7 @@ public final class CommonOptions {
         return switch (device.toLowerCase(java.util.Locale.ROOT)) {
             case "cpu" -> Device.CPU;
             case "cuda" -> {
-                CudaProbe.Result probe = CudaProbe.probe();
-                if (!probe.available()) {
-                    throw new IllegalArgumentException("--device cuda: CUDA is not usable here (" + probe.detail()
-                            + "); use --device auto or --device cpu");
-                }
+                CudaProbe.requireAvailable("--device cuda", "--device auto or --device cpu");
                 yield Device.CUDA;
             }
             case "auto" -> Device.AUTO;

@@ -25,8 +25,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Context hosts as child JVMs on {@code 127.0.0.1}, for {@code ask --hosts N}, the benchmark and the integration
- * tests; {@link #engine} starts them and joins them as the query host in one call. Each child runs {@code StarAttentionCli host --config FILE} with this JVM's Java, class path and the launcher's
- * flags, in a cluster of its own (a random cluster name, free Hazelcast ports, all members listed explicitly). The
+ * tests; {@link #engine} starts them and joins them as the query host in one call. Each child runs
+ * {@code StarAttentionCli host --config FILE} with this JVM's Java, class path and the launcher's flags, in a cluster
+ * of its own (a random cluster name, free Hazelcast ports, all members listed explicitly). The
  * query host joins with {@link #queryHostOptions()}.
  *
  * <p>The children share this machine's cores, so a child of {@code host.threads = N} is started as a JVM of N
@@ -86,15 +87,15 @@ public final class LocalCluster implements AutoCloseable {
     }
 
     /**
-     * Spawns {@code hosts} context-host JVMs on {@code 127.0.0.1} , waits until they serve
-     * (at most {@code -Dstar.attention.hostWaitMs}, default 180 s), and joins them as the query host; closing the
+     * Spawns {@code hosts} context-host JVMs on {@code 127.0.0.1}, waits until they serve (at most
+     * {@code -Dstar.attention.hostWaitMs}, default 180 s), and joins them as the query host; closing the
      * engine stops them. {@code -Dstar.attention.hostJvmArgs="..."} adds JVM options to every host (space-separated,
      * e.g. {@code -Xmx4g} or a flight recording).
      *
      * @param host what the hosts serve (model folder, threads, weights, device)
      */
     public static ClusterEngine engine(StarAttentionModel model, EngineOptions options, int hosts,
-                                               ClusterOptions.Host host) {
+                                       ClusterOptions.Host host) {
         return engine(model, options, hosts, host, ClusterOptions.defaults().shareAnchor());
     }
 
@@ -103,7 +104,7 @@ public final class LocalCluster implements AutoCloseable {
      * between hosts in phase 1 or not ({@link ClusterOptions#shareAnchor}).
      */
     public static ClusterEngine engine(StarAttentionModel model, EngineOptions options, int hosts,
-                                               ClusterOptions.Host host, boolean shareAnchor) {
+                                       ClusterOptions.Host host, boolean shareAnchor) {
         ClusterOptions base = ClusterOptions.defaults().withHost(host);
         ClusterOptions.Timeouts t = base.timeouts();
         long wait = Long.getLong("star.attention.hostWaitMs", 180_000); // JVM start + model load + join
@@ -113,10 +114,11 @@ public final class LocalCluster implements AutoCloseable {
         // encoding), not a dead one, and a killed host is noticed anyway when its connections close
         base = base.withFailureDetectionAtLeast(60);
         String extra = System.getProperty("star.attention.hostJvmArgs", "").strip();
-        LocalCluster local = LocalCluster.start(hosts, base, null, extra.isEmpty() ? List.of() : List.of(extra.split("\\s+")));
+        LocalCluster local = start(hosts, base, null, extra.isEmpty() ? List.of() : List.of(extra.split("\\s+")));
         try {
             local.awaitReady();
-            ClusterEngine engine = ClusterEngine.start(model, options, local.queryHostOptions().withShareAnchor(shareAnchor), hosts);
+            ClusterEngine engine = ClusterEngine.start(model, options,
+                    local.queryHostOptions().withShareAnchor(shareAnchor), hosts);
             engine.closeWith(local);
             try {
                 engine.awaitHosts(hosts);

@@ -248,9 +248,7 @@ public final class ClusterContextSession implements ContextSession {
     @Override
     public Generation generate(int[] queryTokens, GenerationOptions options, TokenListener listener) {
         synchronized (this) {
-            if (closed) {
-                throw new IllegalStateException("context session " + id + " is closed: " + closedBecause);
-            }
+            checkOpen();
             if (queryTokens.length == 0) {
                 throw new IllegalArgumentException("the query is empty");
             }
@@ -514,7 +512,7 @@ public final class ClusterContextSession implements ContextSession {
                 }
             } catch (ExecutionException | TimeoutException | RuntimeException e) {
                 if (closed) {
-                    throw new IllegalStateException("context session " + id + " is closed: " + closedBecause, e);
+                    throw closedError(e);
                 }
                 Throwable why = e instanceof ExecutionException ? e.getCause() : e;
                 log.warn("session {}: {} could not take over blocks {}: {}", id, target.label(),
@@ -555,8 +553,12 @@ public final class ClusterContextSession implements ContextSession {
 
     private void checkOpen() {
         if (closed) {
-            throw new IllegalStateException("context session " + id + " is closed: " + closedBecause);
+            throw closedError(null);
         }
+    }
+
+    private IllegalStateException closedError(Throwable cause) {
+        return new IllegalStateException("context session " + id + " is closed: " + closedBecause, cause);
     }
 
     /** Where failed blocks may go: hosts outside the session first, then the least loaded, then the query host. */

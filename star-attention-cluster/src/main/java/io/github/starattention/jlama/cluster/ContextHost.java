@@ -85,9 +85,8 @@ public final class ContextHost implements AutoCloseable {
         ClusterOptions.Host h = options.host();
         this.threads = h.threads() > 0 ? h.threads() : Runtime.getRuntime().availableProcessors();
         Device device = Device.valueOf(h.device().toUpperCase(java.util.Locale.ROOT));
-        if (device == Device.CUDA && !CudaProbe.isAvailable()) {
-            throw new IllegalArgumentException("host.device cuda: CUDA is not usable here (" + CudaProbe.probe().detail()
-                    + "); use \"auto\" or \"cpu\"");
+        if (device == Device.CUDA) {
+            CudaProbe.requireAvailable("host.device cuda", "\"auto\" or \"cpu\"");
         }
         this.kernel = AttentionKernels.open(device, threads);
         this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);

@@ -100,6 +100,20 @@ public final class CudaProbe {
     }
 
     /** First line of the error, plus the line naming the missing shared object when JCuda's message has one. */
+    /**
+     * For a setting that asks for CUDA explicitly: returns when CUDA is usable, else throws naming the setting, why
+     * CUDA is not usable, and what to use {@code instead}.
+     *
+     * @throws IllegalArgumentException when {@link #isAvailable()} is false
+     */
+    public static void requireAvailable(String setting, String instead) {
+        Result r = probe();
+        if (!r.available()) {
+            throw new IllegalArgumentException(setting + ": CUDA is not usable here (" + r.detail() + "); use "
+                    + instead);
+        }
+    }
+
     /** JCuda is an optional dependency: library users who want no GPU leave it out. */
     private static boolean jcudaOnClassPath() {
         try {

@@ -141,7 +141,11 @@ final class SafetensorsCheck {
             if (shape[i] < 0) {
                 throw new IllegalArgumentException(file + ": tensor " + tensor + " has a negative dimension");
             }
-            elements = Math.multiplyHigh(elements, shape[i]) != 0 ? Long.MAX_VALUE : elements * shape[i];
+            try {
+                elements = Math.multiplyExact(elements, shape[i]);
+            } catch (ArithmeticException e) {
+                elements = Long.MAX_VALUE; // no file holds that many bytes: the size check below refuses it
+            }
         }
         long begin = offsets.get(0).asLong(-1);
         long end = offsets.get(1).asLong(-1);
