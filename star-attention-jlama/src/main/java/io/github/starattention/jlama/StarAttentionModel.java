@@ -1,13 +1,14 @@
 package io.github.starattention.jlama;
 
 import com.github.tjake.jlama.safetensors.prompt.PromptSupport;
-import com.github.tjake.jlama.safetensors.tokenizer.Tokenizer;
 import com.github.tjake.jlama.util.PhysicalCoreExecutor;
+import io.github.starattention.jlama.model.HfTokenizer;
 import io.github.starattention.jlama.model.ModelFolder;
 import io.github.starattention.jlama.model.StarLlamaModel;
 import io.github.starattention.jlama.model.WeightFormat;
 import io.github.starattention.rope.RotaryEmbedding;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
@@ -18,24 +19,28 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A Jlama model (Llama, Qwen2, Mistral families) whose attention is replaced by the Star Attention backend.
- * Jlama loads the weights and tokenizer, renders the chat template and runs projections, MLP and sampling math;
- * this project owns attention, positions and the KV cache. Thread-safe; one instance serves many engines.
+ * Jlama loads the weights, renders the chat template and runs projections, MLP and sampling math; Hugging Face
+ * tokenizers ({@link HfTokenizer}) turns text into ids; this project owns attention, positions and the KV cache.
+ * Thread-safe; one instance serves many engines.
  */
 public final class StarAttentionModel implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(StarAttentionModel.class);
 
+    /** A question no chat template changes (a private-use character) to find where the question starts. */
+    private static final String OTHER_QUESTION = "\uE000";
+
     private final ModelFolder folder;
     private final StarLlamaModel jlama;
     private final RotaryEmbedding rope;
-    private final Tokenizer tokenizer;
+    private final HfTokenizer tokenizer;
     private final Set<Integer> eosTokens;
 
-    private StarAttentionModel(ModelFolder folder, StarLlamaModel jlama) {
+    private StarAttentionModel(ModelFolder folder, StarLlamaModel jlama, HfTokenizer tokenizer) {
         this.folder = folder;
         this.jlama = jlama;
         this.rope = folder.rotaryEmbedding();
-        this.tokenizer = jlama.getTokenizer();
+        this.tokenizer = tokenizer;
         this.eosTokens = Set.copyOf(new HashSet<>(jlama.getConfig().eosTokens));
     }
 
@@ -60,10 +65,17 @@ public final class StarAttentionModel implements AutoCloseable {
             configureThreads(threads);
         }
         long t0 = System.nanoTime();
-        StarLlamaModel jlama = folder.loadStar(format);
+        HfTokenizer tokenizer = HfTokenizer.open(dir);
+        StarLlamaModel jlama;
+        try {
+            jlama = folder.loadStar(format);
+        } catch (RuntimeException | Error e) {
+            tokenizer.close();
+            throw e;
+        }
         log.info("loaded {} ({}, {} layers, {} weights) in {} ms", dir, folder.modelType(),
                 jlama.getConfig().numberOfLayers, format, (System.nanoTime() - t0) / 1_000_000);
-        return new StarAttentionModel(folder, jlama);
+        return new StarAttentionModel(folder, jlama, tokenizer);
     }
 
     /** Sets Jlama's matrix-product thread pool size if it has not started yet (it is process-wide). */
@@ -98,25 +110,26 @@ public final class StarAttentionModel implements AutoCloseable {
         return jlama.getConfig().bosToken;
     }
 
-    /** Tokens of {@code text} without BOS. */
+    /** Tokens of {@code text}, no special tokens added (special tokens written in the text are single tokens). */
     public int[] encode(String text) {
-        long[] ids = tokenizer.encode(text);
-        int from = ids.length > 0 && ids[0] == bosToken() ? 1 : 0;
-        return Arrays.stream(ids, from, ids.length).mapToInt(Math::toIntExact).toArray();
+        return tokenizer.encode(text);
     }
 
     /** Text of {@code tokens} (special tokens skipped). */
     public String decode(int[] tokens) {
-        long[] ids = Arrays.stream(tokens).filter(t -> !tokenizer.getModel().isSpecialToken(t)).asLongStream().toArray();
-        return ids.length == 0 ? "" : tokenizer.decode(ids);
+        return tokenizer.decode(tokens);
     }
 
     /**
-     * Splits a chat prompt rendered with the model's chat template: everything before the last user turn is the
-     * context (phase 1, BOS first), the last user turn and the assistant header are the query (phase 2). Whitespace
-     * that ends the context text moves to the query, so a context can be reused by any question.
+     * Renders a chat with the model's chat template, tokenizes it as transformers does (the tokenizer's special
+     * tokens, one BOS), and splits the ids: the context (phase 1) ends where the earlier turns end, the last user turn
+     * and the assistant header are the query (phase 2). A template that moves earlier turns into the last one (Mistral
+     * writes the system prompt inside the last {@code [INST]}) has its context end where the rendering stops depending
+     * on the question. Whitespace that ends the context moves to the query, so a context can be reused by any
+     * question. The ids are always those of the whole prompt; the split only decides where phase 1 ends.
      *
-     * @throws IllegalArgumentException if the last message is not a user turn or the model has no chat template
+     * @throws IllegalArgumentException if the last message is not a user turn, the model has no chat template, or
+     *     nothing is left for the context
      */
     public PromptSplit split(List<ChatTurn> messages) {
         if (messages.isEmpty() || !messages.getLast().role().equals("user")) {
@@ -125,18 +138,43 @@ public final class StarAttentionModel implements AutoCloseable {
         PromptSupport prompts = jlama.promptSupport().orElseThrow(() ->
                 new IllegalArgumentException("model " + directory() + " has no chat template (tokenizer_config.json)"));
         String full = render(prompts, messages, true);
-        String prefix = messages.size() == 1 ? "" : render(prompts, messages.subList(0, messages.size() - 1), false);
-        if (!full.startsWith(prefix)) {
-            throw new IllegalArgumentException("the chat template of " + directory()
-                    + " does not render earlier turns as a prefix of the whole conversation; cannot split it");
+        int boundary = contextEnd(prompts, messages, full);
+        HfTokenizer.Encoded prompt = tokenizer.encodePrompt(full);
+        int[] ids = prompt.ids();
+        int k = 0;
+        while (k < ids.length && prompt.ends()[k] <= boundary) {
+            k++;
         }
-        String context = prefix.stripTrailing();
-        String query = full.substring(context.length());
-        int[] contextIds = encode(context);
-        int[] ids = new int[contextIds.length + 1];
-        ids[0] = bosToken();
-        System.arraycopy(contextIds, 0, ids, 1, contextIds.length);
-        return new PromptSplit(ids, encode(query), context, query);
+        if (k == 0 || k == ids.length) {
+            throw new IllegalArgumentException("the chat template of " + directory() + " leaves " + (k == 0
+                    ? "no context before the question" : "no question after the context") + "; cannot split it");
+        }
+        int textEnd = prompt.ends()[k - 1];
+        return new PromptSplit(Arrays.copyOf(ids, k), Arrays.copyOfRange(ids, k, ids.length),
+                full.substring(0, textEnd), full.substring(textEnd));
+    }
+
+    private static int contextEnd(PromptSupport prompts, List<ChatTurn> messages, String full) {
+        int n = messages.size();
+        if (n > 1) {
+            try {
+                String prefix = render(prompts, messages.subList(0, n - 1), false);
+                if (full.startsWith(prefix) && prefix.contains(messages.get(n - 2).content().strip())) {
+                    return prefix.stripTrailing().length();
+                }
+            } catch (RuntimeException e) {
+                log.debug("the chat template does not render the earlier turns alone ({}); splitting where the "
+                        + "question starts", e.toString());
+            }
+        }
+        List<ChatTurn> other = new ArrayList<>(messages.subList(0, n - 1));
+        other.add(ChatTurn.user(OTHER_QUESTION));
+        String alt = render(prompts, other, true);
+        int b = 0;
+        while (b < full.length() && b < alt.length() && full.charAt(b) == alt.charAt(b)) {
+            b++;
+        }
+        return full.substring(0, b).stripTrailing().length();
     }
 
     /** {@code split(List.of(ChatTurn.system(context), ChatTurn.user(question)))}. */
@@ -168,6 +206,10 @@ public final class StarAttentionModel implements AutoCloseable {
 
     @Override
     public void close() {
-        jlama.close();
+        try {
+            jlama.close();
+        } finally {
+            tokenizer.close();
+        }
     }
 }

@@ -51,8 +51,8 @@ class Fp64ReferenceIT {
      * similarity of the logits and the reference's top token among ours' top 5.
      */
     @ParameterizedTest(name = "{0}, {1}")
-    @CsvSource({"bundled, AS_STORED, 0.9999", "bundled, Q4, 0.99", "smollm2-shape, AS_STORED, 0.9999",
-            "smollm2-shape, Q4, 0.95"})
+    @CsvSource({"bundled, BF16, 0.9999", "bundled, AS_STORED, 0.9999", "bundled, Q4, 0.99",
+            "smollm2-shape, BF16, 0.9999", "smollm2-shape, AS_STORED, 0.9999", "smollm2-shape, Q4, 0.95"})
     void lossyFormatsStayCloseToTheFp64Reference(String model, WeightFormat format, double minCosine)
             throws IOException {
         Path dir = modelDir(model);

@@ -8,6 +8,7 @@ import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.model.WeightFormat;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that load a model and build an engine (a picocli mixin). */
@@ -32,14 +33,27 @@ public final class CommonOptions {
     @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores).")
     Integer threads;
 
-    @Option(names = "--weights", paramLabel = "F32|AS_STORED|Q4", defaultValue = "F32",
-            description = "Weights in memory: F32 (exact), AS_STORED or Q4. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--weights", paramLabel = "F32|BF16|AS_STORED|Q4", defaultValue = "F32",
+            description = "Weights in memory: F32 (exact), BF16, AS_STORED or Q4. Default: ${DEFAULT-VALUE}.")
     WeightFormat weights;
 
     @Option(names = "--verbose", description = "Print stack traces and debug logs.")
     boolean verbose;
 
     /** The model folder: {@code --model}, else the bundled model. */
+    /** {@code --weights}: a {@link WeightFormat} by name, case-insensitive, with what to use instead of Q8. */
+    static WeightFormat weightFormat(String value) {
+        if (value.equalsIgnoreCase("Q8")) {
+            throw new CommandLine.TypeConversionException("Q8 is not available: Jlama 0.8.4 has no product of 8-bit "
+                    + "weights with fp32 activations; use Q4 (smaller) or BF16 (closer to F32)");
+        }
+        try {
+            return WeightFormat.valueOf(value.toUpperCase(java.util.Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.TypeConversionException("expected F32, BF16, AS_STORED or Q4, got '" + value + "'");
+        }
+    }
+
     public Path modelDir() {
         if (model != null) {
             return model;

@@ -12,5 +12,11 @@ final class Logging {
             System.setProperty(key, verbose ? "debug" : "warn");
         }
         System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+        // DJL probes CUDA for the tokenizer's native library flavour and warns on machines without a GPU; the
+        // tokenizer runs on the CPU either way
+        String djl = "org.slf4j.simpleLogger.log.ai.djl.util.cuda";
+        if (System.getProperty(djl) == null && !verbose) {
+            System.setProperty(djl, "error");
+        }
     }
 }

@@ -1,5 +1,6 @@
 package io.github.starattention.jlama.cli;
 
+import io.github.starattention.jlama.model.WeightFormat;
 import java.io.PrintWriter;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -11,7 +12,8 @@ import picocli.CommandLine.Command;
 @Command(name = "star-attention", mixinStandardHelpOptions = true, version = "star-attention 0.1.0",
         description = "Star Attention (arXiv 2411.17116) on Jlama: long-context inference with blockwise context encoding.",
         subcommands = {DemoCommand.class, AskCommand.class, BenchCommand.class, HostCommand.class,
-                ClusterBenchCommand.class, EvalCommand.class, GenerateCommand.class, CommandLine.HelpCommand.class})
+                ClusterBenchCommand.class, EvalCommand.class, GenerateCommand.class, TokenizerBenchCommand.class,
+                CommandLine.HelpCommand.class})
 public final class StarAttentionCli {
 
     /** Exit code for bad input. */
@@ -32,6 +34,7 @@ public final class StarAttentionCli {
     /** Runs the command line with picocli's messages on {@code out} and {@code err}; returns the exit code. */
     public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cli = new CommandLine(new StarAttentionCli());
+        cli.registerConverter(WeightFormat.class, CommonOptions::weightFormat);
         cli.setOut(out);
         cli.setErr(err);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {

@@ -106,13 +106,13 @@ public final class RulerTaskGenerator {
 
     /**
      * @param tokenizer the model's tokenizer
-     * @param words the word list for keys, filler sentences and word values
+     * @param words the word list for keys, filler sentences and word values; {@link #EXCLUDED_WORDS} are left out
      * @param seed random seed: the same seed, tokenizer and words give the same examples
      * @param valueType needle values
      */
     public RulerTaskGenerator(PromptTokenizer tokenizer, List<String> words, long seed, ValueType valueType) {
         this.tok = Objects.requireNonNull(tokenizer, "tokenizer");
-        this.words = List.copyOf(new LinkedHashSet<>(words));
+        this.words = usable(words);
         if (this.words.size() < 20) {
             throw new IllegalArgumentException("the word list needs at least 20 distinct words, got " + this.words.size());
         }
@@ -122,11 +122,26 @@ public final class RulerTaskGenerator {
         this.dotTokens = tok.encode(".").length;
     }
 
+    /**
+     * Words never put into a generated example: slurs and profanity a word list or a model's vocabulary may hold
+     * ({@code excluded-words.txt} beside this class).
+     */
+    public static final Set<String> EXCLUDED_WORDS = Set.copyOf(resourceLines("excluded-words.txt"));
+
+    /** {@code words} without duplicates and without {@link #EXCLUDED_WORDS} (case-insensitive), in order. */
+    public static List<String> usable(List<String> words) {
+        return words.stream().filter(w -> !EXCLUDED_WORDS.contains(w.toLowerCase(Locale.ROOT))).distinct().toList();
+    }
+
     /** The bundled word list (the 3,000 words the bundled model's vocabulary was built from). */
     public static List<String> bundledWords() {
-        try (InputStream in = RulerTaskGenerator.class.getResourceAsStream("words.txt")) {
+        return resourceLines("words.txt");
+    }
+
+    private static List<String> resourceLines(String name) {
+        try (InputStream in = RulerTaskGenerator.class.getResourceAsStream(name)) {
             if (in == null) {
-                throw new IllegalStateException("words.txt is missing from the classpath");
+                throw new IllegalStateException(name + " is missing from the classpath");
             }
             return new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8)).lines().map(String::strip)
                     .filter(w -> !w.isEmpty()).toList();

@@ -49,6 +49,22 @@ class RulerTaskGeneratorTest {
     }
 
     @Test
+    void noExcludedWordIsEverGenerated() {
+        assertThat(RulerTaskGenerator.bundledWords()).as("the bundled list holds some").containsAnyElementsOf(
+                RulerTaskGenerator.EXCLUDED_WORDS);
+        assertThat(RulerTaskGenerator.usable(List.of("green", "Fag", "sky", "green"))).containsExactly("green", "sky");
+        for (String task : RulerTaskGenerator.TASKS) {
+            for (int k = 0; k < 3; k++) {
+                RulerTaskGenerator.Example ex = gen(k).example(task, 1024, task + "-" + k);
+                String text = (ex.context() + " " + ex.question() + " " + ex.answer()).toLowerCase(java.util.Locale.ROOT);
+                for (String w : text.split("[^a-z]+")) {
+                    assertThat(RulerTaskGenerator.EXCLUDED_WORDS).as("%s: %s", ex.id(), w).doesNotContain(w);
+                }
+            }
+        }
+    }
+
+    @Test
     void ourTokenCountIsTheDevSetsCount() {
         // the dev set's n_prompt_tokens came from tasks.py; our count of the same prompt must agree
         int checked = 0;

@@ -52,7 +52,7 @@ public final class GenerationLoop {
                 break;
             }
             out[n++] = next;
-            String full = decoder.apply(Arrays.copyOf(out, n));
+            String full = completeCharacters(decoder.apply(Arrays.copyOf(out, n)));
             listener.onToken(next, full.startsWith(text) ? full.substring(text.length()) : full);
             int cut = firstStop(full, text.length(), options);
             text = full;
@@ -77,6 +77,18 @@ public final class GenerationLoop {
         double decodeSeconds = (end - firstToken) / 1e9;
         double tps = n > 1 && decodeSeconds > 0 ? (n - 1) / decodeSeconds : 0;
         return new Generation(text, Arrays.copyOf(out, n), reason, query.length, ttftMs, tps);
+    }
+
+    /**
+     * {@code text} without trailing U+FFFD: a character whose UTF-8 bytes are spread over byte-level tokens decodes
+     * as U+FFFD until its last byte arrives, so it is streamed once it is whole, never as mojibake.
+     */
+    static String completeCharacters(String text) {
+        int end = text.length();
+        while (end > 0 && text.charAt(end - 1) == '\uFFFD') {
+            end--;
+        }
+        return text.substring(0, end);
     }
 
     /** Index of the first stop string that ends after {@code previousLength}, or -1. */

@@ -10,6 +10,8 @@ import java.util.Optional;
 public enum WeightFormat {
     /** Weights widened to fp32, fp32 activations: the reference-exact setting (default). */
     F32(Optional.of(DType.F32), DType.F32),
+    /** Weights in bf16 (half of fp32's memory), fp32 activations. */
+    BF16(Optional.of(DType.BF16), DType.F32),
     /** Weights as stored (e.g. bf16), activations rounded to the weights' type before each product (Jlama's default). */
     AS_STORED(Optional.empty(), DType.I8),
     /**

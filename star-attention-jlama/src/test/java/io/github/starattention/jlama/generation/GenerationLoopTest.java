@@ -75,4 +75,28 @@ class GenerationLoopTest {
         assertThat(g.finishReason()).isEqualTo(FinishReason.CANCELLED);
         assertThat(g.tokens()).containsExactly(1, 2);
     }
+
+    @Test
+    void aCharacterSplitOverTokensIsStreamedOnceWhole() {
+        // UTF-8 bytes as tokens (id = byte + 1): "é" is C3 A9, "🙂" is F0 9F 99 82; a prefix decodes with U+FFFD
+        GenerationLoop loop = new GenerationLoop(Set.of(EOS), ids -> {
+            byte[] bytes = new byte[ids.length];
+            for (int i = 0; i < ids.length; i++) {
+                bytes[i] = (byte) (ids[i] - 1);
+            }
+            return new String(bytes, java.nio.charset.StandardCharsets.UTF_8);
+        });
+        int[] script = {'a' + 1, 0xC3 + 1, 0xA9 + 1, 0xF0 + 1, 0x9F + 1, 0x99 + 1, 0x82 + 1, EOS};
+        AtomicInteger i = new AtomicInteger();
+        List<String> pieces = new ArrayList<>();
+        Generation g = loop.run(new int[] {1}, 0, GenerationOptions.greedy(16), (id, text) -> pieces.add(text),
+                (tokens, start) -> {
+                    float[] logits = new float[257];
+                    logits[script[i.getAndIncrement()]] = 10f;
+                    return logits;
+                });
+        assertThat(g.text()).isEqualTo("aé🙂");
+        assertThat(pieces).containsExactly("a", "", "é", "", "", "", "🙂");
+        assertThat(String.join("", pieces)).doesNotContain("\uFFFD");
+    }
 }
