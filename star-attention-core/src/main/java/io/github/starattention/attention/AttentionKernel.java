@@ -27,6 +27,11 @@ public interface AttentionKernel extends AutoCloseable {
     /** Creates an empty KV store for this kernel. */
     KvStore createStore(KvLayout layout);
 
+    /** Whether the stores of {@link #createStore} live on the Java heap (and so count against {@code -Xmx}). */
+    default boolean heapStores() {
+        return false;
+    }
+
     /**
      * Attention of {@code query} over the keys of layer {@code layer} in {@code store} visible to each token
      * (key position {@code <=} token position). Grouped-query attention maps query head {@code h} to KV head

@@ -2,6 +2,7 @@ package io.github.starattention.attention;
 
 import io.github.starattention.attention.cuda.CudaAttentionKernel;
 import io.github.starattention.attention.cuda.CudaProbe;
+import io.github.starattention.kv.KvPrecision;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,8 +31,16 @@ public final class AttentionKernels {
      * @param threads CPU worker threads (used by the CPU kernel)
      */
     public static AttentionKernel open(Device device, int threads) {
+        return open(device, threads, KvPrecision.F32);
+    }
+
+    /**
+     * {@link #open(Device, int)} with the CPU kernel's KV in {@code cpuKv} (the CUDA kernel keeps its fp16 or bf16,
+     * {@link io.github.starattention.attention.cuda.KvDtype}).
+     */
+    public static AttentionKernel open(Device device, int threads, KvPrecision cpuKv) {
         return switch (device) {
-            case CPU -> new CpuAttentionKernel(threads);
+            case CPU -> new CpuAttentionKernel(threads, cpuKv);
             case CUDA -> {
                 CudaProbe.Result probe = CudaProbe.probe();
                 if (!probe.available()) {
@@ -47,11 +56,11 @@ public final class AttentionKernels {
                         yield new CudaAttentionKernel();
                     } catch (RuntimeException e) {
                         logFallback("the CUDA kernel failed to open on " + probe.detail() + ": " + e.getMessage());
-                        yield new CpuAttentionKernel(threads);
+                        yield new CpuAttentionKernel(threads, cpuKv);
                     }
                 }
                 logFallback(probe.detail());
-                yield new CpuAttentionKernel(threads);
+                yield new CpuAttentionKernel(threads, cpuKv);
             }
         };
     }

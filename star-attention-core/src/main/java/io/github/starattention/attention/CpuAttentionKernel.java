@@ -2,8 +2,10 @@ package io.github.starattention.attention;
 
 import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
+import io.github.starattention.kv.KvPrecision;
 import io.github.starattention.kv.KvStore;
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinWorkerThread;
@@ -98,15 +100,22 @@ public final class CpuAttentionKernel implements AttentionKernel {
     }
 
     private final int threads;
+    private final KvPrecision precision;
     private final ForkJoinPool pool;
     private final ThreadLocal<Scratch> scratch = ThreadLocal.withInitial(Scratch::new);
 
-    /** A kernel running on {@code threads} worker threads. */
+    /** A kernel running on {@code threads} worker threads with fp32 KV. */
     public CpuAttentionKernel(int threads) {
+        this(threads, KvPrecision.F32);
+    }
+
+    /** A kernel running on {@code threads} worker threads whose stores hold K and V in {@code precision}. */
+    public CpuAttentionKernel(int threads, KvPrecision precision) {
         if (threads <= 0) {
             throw new IllegalArgumentException("threads must be positive, got " + threads);
         }
         this.threads = threads;
+        this.precision = Objects.requireNonNull(precision, "precision");
         this.pool = new ForkJoinPool(threads, p -> {
             ForkJoinWorkerThread t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
             t.setName("star-attention-cpu-" + t.getPoolIndex());
@@ -116,19 +125,24 @@ public final class CpuAttentionKernel implements AttentionKernel {
     }
 
     @Override
+    public boolean heapStores() {
+        return true;
+    }
+
+    @Override
     public String name() {
         return "cpu";
     }
 
-    /** fp32 K, V and accumulation. */
+    /** fp32 accumulation; K and V in fp32 or bf16. */
     @Override
     public String numerics() {
-        return "cpu-fp32";
+        return precision == KvPrecision.F32 ? "cpu-fp32" : "cpu-fp32-kv-bf16";
     }
 
     @Override
     public KvStore createStore(KvLayout layout) {
-        return new HeapKvStore(layout);
+        return new HeapKvStore(layout, precision);
     }
 
     @Override
@@ -227,8 +241,11 @@ public final class CpuAttentionKernel implements AttentionKernel {
 
     /** One {@link #attend} call: its inputs, the task decomposition and the key-split partials. */
     private static final class Job {
+        /** fp32 K and V, or null when the store holds bf16 ({@link #keys16}, widened per tile). */
         private final float[] keys;
         private final float[] values;
+        private final short[] keys16;
+        private final short[] values16;
         private final int capacity;
         private final int d;
         private final int heads;
@@ -251,8 +268,11 @@ public final class CpuAttentionKernel implements AttentionKernel {
         private final float[] splitOut;
 
         Job(HeapKvStore store, int layer, AttentionQuery query, PartialAttention out, int threads) {
-            this.keys = store.keys(layer);
-            this.values = store.values(layer);
+            boolean bf16 = store.precision() == KvPrecision.BF16;
+            this.keys = bf16 ? null : store.keys(layer);
+            this.values = bf16 ? null : store.values(layer);
+            this.keys16 = bf16 ? store.keysBf16(layer) : null;
+            this.values16 = bf16 ? store.valuesBf16(layer) : null;
             this.capacity = store.capacity();
             this.d = query.headDim();
             this.heads = query.heads();
@@ -330,19 +350,30 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 l[r] = 0;
                 Arrays.fill(o, r * d, r * d + d, 0f);
             }
+            float[] kk = keys;
+            float[] vv = values;
             for (int kt = k0; kt < end; kt += TILE) {
                 // panels are TILE-aligned, so the K panel and the V rows of slot kt start at the same offset
                 int base = (kvh * capacity + kt) * d;
+                if (keys16 != null) {
+                    // a bf16 tile is TILE * d contiguous elements of K (its panels) and of V: widen both once
+                    sc.ensureTile(TILE * d);
+                    widen(keys16, base, sc.kTile, TILE * d);
+                    widen(values16, base, sc.vTile, TILE * d);
+                    kk = sc.kTile;
+                    vv = sc.vTile;
+                    base = 0;
+                }
                 for (int r0 = 0; r0 < padded; r0 += BLOCK) {
                     int hi = Math.max(Math.max(rv[r0], rv[r0 + 1]), Math.max(rv[r0 + 2], rv[r0 + 3]));
                     if (hi <= kt) {
                         continue;
                     }
-                    scores(qs, r0 * d, d, keys, base, s, r0 * TILE);
+                    scores(qs, r0 * d, d, kk, base, s, r0 * TILE);
                     for (int r = r0; r < r0 + BLOCK; r++) {
                         softmax(s, r * TILE, kt, rv[r], m, l, alpha, r);
                     }
-                    accumulate(values, base, d, Math.min(TILE, hi - kt), s, r0, o, alpha);
+                    accumulate(vv, base, d, Math.min(TILE, hi - kt), s, r0, o, alpha);
                 }
             }
             for (int r = 0; r < rows; r++) {
@@ -394,6 +425,13 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 }
                 lse[row] = (float) (mx + Math.log(sum));
             }
+        }
+    }
+
+    /** {@code dst[0..n) = src[from..from+n)} widened from bfloat16 bits to fp32 (exact). */
+    static void widen(short[] src, int from, float[] dst, int n) {
+        for (int i = 0; i < n; i++) {
+            dst[i] = Float.intBitsToFloat(src[from + i] << 16);
         }
     }
 
@@ -647,6 +685,16 @@ public final class CpuAttentionKernel implements AttentionKernel {
         float[] l = new float[0];
         float[] alpha = new float[0];
         int[] visible = new int[0];
+        /** One key tile of K and of V widened from bf16. */
+        float[] kTile = new float[0];
+        float[] vTile = new float[0];
+
+        void ensureTile(int n) {
+            if (kTile.length < n) {
+                kTile = new float[n];
+                vTile = new float[n];
+            }
+        }
 
         void ensure(int rows, int d) {
             if (m.length < rows || q.length < rows * d) {

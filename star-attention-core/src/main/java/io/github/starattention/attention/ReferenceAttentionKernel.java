@@ -38,8 +38,8 @@ public final class ReferenceAttentionKernel implements AttentionKernel {
         int group = heads / store.layout().kvHeads();
         int tokens = query.tokens();
         PartialAttention out = PartialAttention.empty(tokens, heads, d);
-        float[] keys = store.keys(layer);
-        float[] values = store.values(layer);
+        float[] keys = store.keysAsF32(layer);
+        float[] values = store.valuesAsF32(layer);
         int[] kpos = store.positions();
         int size = store.size();
         float scale = query.scale();

@@ -16,6 +16,8 @@ import java.util.Arrays;
  *       vector load then reads dimension {@code i} of 16 keys, so the kernel scores 16 keys per FMA without a
  *       transpose; a panel is still {@code 16 * headDim} contiguous floats, so the memory footprint is unchanged.</li>
  * </ul>
+ * With {@link KvPrecision#BF16} the same layout holds {@code short[]} bfloat16 bits instead ({@link #keysBf16},
+ * {@link #valuesBf16}); the kernel widens one tile at a time.
  * Positions are one {@code int[capacity]} shared by all layers. Capacity is a multiple of {@value #CAPACITY_ALIGN}
  * (whole key tiles are always addressable), grows by doubling (a copy per head), and {@link #rollback(int)} keeps it.
  */
@@ -28,23 +30,41 @@ public final class HeapKvStore implements KvStore {
     public static final int CAPACITY_ALIGN = 64;
 
     private final KvLayout layout;
+    private final KvPrecision precision;
+    /** fp32 K and V per layer; null with {@link KvPrecision#BF16}. */
     private float[][] keys;
     private float[][] values;
+    /** bfloat16 K and V per layer; null with {@link KvPrecision#F32}. */
+    private short[][] keys16;
+    private short[][] values16;
     private int[] positions;
     private int capacity;
     private int size;
     private boolean closed;
 
+    /** An fp32 store. */
     public HeapKvStore(KvLayout layout) {
+        this(layout, KvPrecision.F32);
+    }
+
+    public HeapKvStore(KvLayout layout, KvPrecision precision) {
         this.layout = layout;
+        this.precision = precision;
         this.capacity = alignCapacity(Math.max(CAPACITY_ALIGN, layout.initialCapacity()));
-        this.keys = new float[layout.layers()][];
-        this.values = new float[layout.layers()][];
-        for (int l = 0; l < layout.layers(); l++) {
-            keys[l] = new float[layout.kvHeads() * capacity * layout.headDim()];
-            values[l] = new float[layout.kvHeads() * capacity * layout.headDim()];
+        int n = layout.kvHeads() * capacity * layout.headDim();
+        if (precision == KvPrecision.F32) {
+            this.keys = new float[layout.layers()][n];
+            this.values = new float[layout.layers()][n];
+        } else {
+            this.keys16 = new short[layout.layers()][n];
+            this.values16 = new short[layout.layers()][n];
         }
         this.positions = new int[capacity];
+    }
+
+    /** Element type of K and V. */
+    public KvPrecision precision() {
+        return precision;
     }
 
     @Override
@@ -62,16 +82,64 @@ public final class HeapKvStore implements KvStore {
         return capacity;
     }
 
-    /** K of layer {@code layer}, layout in the class comment. Valid until the next {@link #reserve}. */
+    /** K of layer {@code layer} of an fp32 store, layout in the class comment. Valid until the next {@link #reserve}. */
     public float[] keys(int layer) {
         checkOpen();
+        requirePrecision(KvPrecision.F32);
         return keys[layer];
     }
 
-    /** V of layer {@code layer}, layout in the class comment. Valid until the next {@link #reserve}. */
+    /** V of layer {@code layer} of an fp32 store, layout in the class comment. Valid until the next {@link #reserve}. */
     public float[] values(int layer) {
         checkOpen();
+        requirePrecision(KvPrecision.F32);
         return values[layer];
+    }
+
+    /** K of layer {@code layer} of a bfloat16 store (same layout). Valid until the next {@link #reserve}. */
+    public short[] keysBf16(int layer) {
+        checkOpen();
+        requirePrecision(KvPrecision.BF16);
+        return keys16[layer];
+    }
+
+    /** V of layer {@code layer} of a bfloat16 store (same layout). Valid until the next {@link #reserve}. */
+    public short[] valuesBf16(int layer) {
+        checkOpen();
+        requirePrecision(KvPrecision.BF16);
+        return values16[layer];
+    }
+
+    /** {@link #keys} of an fp32 store; of a bf16 store, a widened copy (for readers that are not the fast kernel). */
+    public float[] keysAsF32(int layer) {
+        checkOpen();
+        return precision == KvPrecision.F32 ? keys[layer] : widened(keys16[layer]);
+    }
+
+    /** {@link #values} of an fp32 store; of a bf16 store, a widened copy. */
+    public float[] valuesAsF32(int layer) {
+        checkOpen();
+        return precision == KvPrecision.F32 ? values[layer] : widened(values16[layer]);
+    }
+
+    private static float[] widened(short[] bits) {
+        float[] r = new float[bits.length];
+        for (int i = 0; i < bits.length; i++) {
+            r[i] = KvPrecision.fromBf16(bits[i]);
+        }
+        return r;
+    }
+
+    /** Element {@code i} of the key of {@code (head, slot)} in layer {@code layer}, as fp32, whatever the precision. */
+    public float key(int layer, int head, int slot, int i) {
+        int at = keyIndex(head, slot, i);
+        return precision == KvPrecision.F32 ? keys[layer][at] : KvPrecision.fromBf16(keys16[layer][at]);
+    }
+
+    /** Element {@code i} of the value of {@code (head, slot)} in layer {@code layer}, as fp32. */
+    public float value(int layer, int head, int slot, int i) {
+        int at = valueIndex(head, slot, i);
+        return precision == KvPrecision.F32 ? values[layer][at] : KvPrecision.fromBf16(values16[layer][at]);
     }
 
     /** Index of element {@code i} of the key of {@code (head, slot)} in {@link #keys(int)}. */
@@ -123,6 +191,22 @@ public final class HeapKvStore implements KvStore {
         }
         int heads = layout.kvHeads();
         int d = layout.headDim();
+        if (precision == KvPrecision.BF16) {
+            short[] kl = keys16[layer];
+            short[] vl = values16[layer];
+            for (int t = 0; t < tokens; t++) {
+                int src = offset + t * heads * d;
+                for (int h = 0; h < heads; h++) {
+                    int kd = keyIndex(h, firstSlot + t, 0);
+                    int vd = valueIndex(h, firstSlot + t, 0);
+                    for (int i = 0; i < d; i++) {
+                        kl[kd + i * KEY_PANEL] = KvPrecision.toBf16(k[src + h * d + i]);
+                        vl[vd + i] = KvPrecision.toBf16(v[src + h * d + i]);
+                    }
+                }
+            }
+            return;
+        }
         float[] kl = keys[layer];
         float[] vl = values[layer];
         for (int t = 0; t < tokens; t++) {
@@ -149,6 +233,9 @@ public final class HeapKvStore implements KvStore {
                 || src.layout.kvHeads() != layout.kvHeads() || src.layout.headDim() != layout.headDim())) {
             throw new IllegalArgumentException("layouts differ: " + src.layout + " vs " + layout);
         }
+        if (src.precision != precision) {
+            throw new IllegalArgumentException("cannot copy " + src.precision + " KV into a " + precision + " store");
+        }
         if (from < 0 || to > src.size || from > to) {
             throw new IndexOutOfBoundsException("slots [" + from + ", " + to + ") of " + src.size);
         }
@@ -156,9 +243,13 @@ public final class HeapKvStore implements KvStore {
         int n = to - from;
         int d = layout.headDim();
         for (int l = 0; l < layout.layers(); l++) {
+            Object srcKeys = precision == KvPrecision.F32 ? src.keys[l] : src.keys16[l];
+            Object dstKeys = precision == KvPrecision.F32 ? keys[l] : keys16[l];
+            Object srcValues = precision == KvPrecision.F32 ? src.values[l] : src.values16[l];
+            Object dstValues = precision == KvPrecision.F32 ? values[l] : values16[l];
             for (int h = 0; h < layout.kvHeads(); h++) {
-                copyKeys(src, src.keys[l], h, from, keys[l], first, n);
-                System.arraycopy(src.values[l], src.valueIndex(h, from, 0), values[l], valueIndex(h, first, 0), n * d);
+                copyKeys(src, srcKeys, h, from, dstKeys, first, n);
+                System.arraycopy(srcValues, src.valueIndex(h, from, 0), dstValues, valueIndex(h, first, 0), n * d);
             }
         }
     }
@@ -174,8 +265,8 @@ public final class HeapKvStore implements KvStore {
 
     @Override
     public long bytes() {
-        return closed ? 0 : 2L * layout.layers() * layout.kvHeads() * (long) capacity * layout.headDim() * Float.BYTES
-                + (long) capacity * Integer.BYTES;
+        return closed ? 0 : 2L * layout.layers() * layout.kvHeads() * (long) capacity * layout.headDim()
+                * precision.bytes() + (long) capacity * Integer.BYTES;
     }
 
     @Override
@@ -183,8 +274,16 @@ public final class HeapKvStore implements KvStore {
         closed = true;
         keys = null;
         values = null;
+        keys16 = null;
+        values16 = null;
         positions = null;
         size = 0;
+    }
+
+    private void requirePrecision(KvPrecision wanted) {
+        if (precision != wanted) {
+            throw new IllegalStateException("this KV store holds " + precision + ", not " + wanted);
+        }
     }
 
     private void checkOpen() {
@@ -194,7 +293,7 @@ public final class HeapKvStore implements KvStore {
     }
 
     /** Copies the keys of {@code n} slots of one head; whole panels move with one copy when the slots line up. */
-    private void copyKeys(HeapKvStore src, float[] from, int head, int srcSlot, float[] to, int dstSlot, int n) {
+    private void copyKeys(HeapKvStore src, Object from, int head, int srcSlot, Object to, int dstSlot, int n) {
         int d = layout.headDim();
         int done = 0;
         if (((srcSlot ^ dstSlot) & (KEY_PANEL - 1)) == 0) {
@@ -211,11 +310,11 @@ public final class HeapKvStore implements KvStore {
         }
     }
 
-    private void copyKey(HeapKvStore src, float[] from, int head, int srcSlot, float[] to, int dstSlot) {
+    private void copyKey(HeapKvStore src, Object from, int head, int srcSlot, Object to, int dstSlot) {
         int s = src.keyIndex(head, srcSlot, 0);
         int t = keyIndex(head, dstSlot, 0);
         for (int i = 0; i < layout.headDim(); i++) {
-            to[t + i * KEY_PANEL] = from[s + i * KEY_PANEL];
+            System.arraycopy(from, s + i * KEY_PANEL, to, t + i * KEY_PANEL, 1);
         }
     }
 
@@ -230,16 +329,20 @@ public final class HeapKvStore implements KvStore {
         int newCap = alignCapacity(Math.max(needed, capacity * 2));
         int d = layout.headDim();
         for (int l = 0; l < layout.layers(); l++) {
-            keys[l] = regrow(keys[l], newCap, d);
-            values[l] = regrow(values[l], newCap, d);
+            if (precision == KvPrecision.F32) {
+                keys[l] = (float[]) regrow(keys[l], new float[layout.kvHeads() * newCap * d], newCap, d);
+                values[l] = (float[]) regrow(values[l], new float[layout.kvHeads() * newCap * d], newCap, d);
+            } else {
+                keys16[l] = (short[]) regrow(keys16[l], new short[layout.kvHeads() * newCap * d], newCap, d);
+                values16[l] = (short[]) regrow(values16[l], new short[layout.kvHeads() * newCap * d], newCap, d);
+            }
         }
         positions = Arrays.copyOf(positions, newCap);
         capacity = newCap;
     }
 
     /** Both layouts keep a head's slots in order within its {@code capacity * headDim} floats, whole panels included. */
-    private float[] regrow(float[] old, int newCap, int d) {
-        float[] n = new float[layout.kvHeads() * newCap * d];
+    private Object regrow(Object old, Object n, int newCap, int d) {
         int used = (size + KEY_PANEL - 1) & -KEY_PANEL;
         for (int h = 0; h < layout.kvHeads(); h++) {
             System.arraycopy(old, h * capacity * d, n, h * newCap * d, used * d);

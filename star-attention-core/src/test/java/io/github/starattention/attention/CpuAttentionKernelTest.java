@@ -4,7 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.fail;
 
+import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
+import io.github.starattention.kv.KvPrecision;
 import io.github.starattention.kv.KvStore;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -39,6 +41,19 @@ class CpuAttentionKernelTest {
 
         AttentionQuery query() {
             return AttentionQuery.of(q, qpos, tokens(), heads, d);
+        }
+
+        /** The same case with K and V rounded to bfloat16: what a bf16 store holds, as exact floats. */
+        Case roundedToBf16() {
+            return new Case(label, d, kvHeads, heads, kpos, bf16(k), bf16(v), qpos, q, threads);
+        }
+
+        private static float[] bf16(float[] x) {
+            float[] r = new float[x.length];
+            for (int i = 0; i < x.length; i++) {
+                r[i] = KvPrecision.fromBf16(KvPrecision.toBf16(x[i]));
+            }
+            return r;
         }
 
         /** A store filled in random chunks from a small initial capacity, so it grows on the way. */
@@ -123,6 +138,30 @@ class CpuAttentionKernelTest {
         Random rnd = new Random(c.label().hashCode());
         try (AttentionKernel kernel = new CpuAttentionKernel(c.threads()); KvStore store = c.fill(kernel, rnd)) {
             assertClose(kernel.attend(store, 1, c.query()), c.expected(), c.label());
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("randomCases")
+    void bf16KvMatchesNaiveFp64AttentionOverTheRoundedKeysAndValues(Case c) {
+        Random rnd = new Random(c.label().hashCode());
+        try (AttentionKernel kernel = new CpuAttentionKernel(c.threads(), KvPrecision.BF16);
+             KvStore store = c.fill(kernel, rnd)) {
+            assertThat(((HeapKvStore) store).precision()).isEqualTo(KvPrecision.BF16);
+            assertClose(kernel.attend(store, 1, c.query()), c.roundedToBf16().expected(), c.label());
+            try (AttentionKernel reference = new ReferenceAttentionKernel(1)) {
+                assertClose(reference.attend(store, 1, c.query()), c.roundedToBf16().expected(), "reference " + c.label());
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "threads={0}")
+    @ValueSource(ints = {1, 3})
+    void bf16DecodeOverLongContextSplitsKeysAndStillMatches(int threads) {
+        Random rnd = new Random(threads);
+        Case c = randomCase("decode", rnd, 64, 2, 4, IntStream.range(0, 4500).toArray(), new int[] {4600}, threads);
+        try (AttentionKernel kernel = new CpuAttentionKernel(threads, KvPrecision.BF16); KvStore store = c.fill(kernel, rnd)) {
+            assertClose(kernel.attend(store, 1, c.query()), c.roundedToBf16().expected(), c.label());
         }
     }
 

@@ -134,6 +134,48 @@ class HeapKvStoreTest {
         assertThat(src.size()).isEqualTo(300);
     }
 
+    @ParameterizedTest(name = "dst has {0} slots, copy [{1}, {2})")
+    @CsvSource({"0, 0, 300", "5, 37, 250", "16, 48, 200", "7, 100, 290"})
+    void bf16StoresHoldTheRoundedValuesThroughGrowthAndCopies(int dstSize, int from, int to) {
+        HeapKvStore src = new HeapKvStore(LAYOUT, KvPrecision.BF16);
+        append(src, 0, 300);
+        HeapKvStore dst = new HeapKvStore(new KvLayout(2, 3, 8, 16), KvPrecision.BF16);
+        append(dst, 0, dstSize);
+        dst.appendFrom(src, from, to);
+        for (int j = 0; j < dst.size(); j++) {
+            int token = j < dstSize ? j : from + j - dstSize;
+            assertThat(dst.position(j)).isEqualTo(2 * token + 1);
+            for (int l = 0; l < LAYOUT.layers(); l++) {
+                for (int h = 0; h < LAYOUT.kvHeads(); h++) {
+                    for (int i = 0; i < LAYOUT.headDim(); i++) {
+                        int e = h * LAYOUT.headDim() + i;
+                        assertThat(dst.key(l, h, j, i)).isEqualTo(bf16(code(token, l, e, false)));
+                        assertThat(dst.value(l, h, j, i)).isEqualTo(bf16(code(token, l, e, true)));
+                    }
+                }
+            }
+        }
+        HeapKvStore f32 = new HeapKvStore(new KvLayout(2, 3, 8, src.capacity()));
+        assertThat(src.bytes() - 4L * src.capacity()).isEqualTo((f32.bytes() - 4L * f32.capacity()) / 2);
+        assertThatThrownBy(() -> src.keys(0)).isInstanceOf(IllegalStateException.class).hasMessageContaining("BF16");
+        assertThatThrownBy(() -> f32.appendFrom(src, 0, 1)).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
+    void bf16RoundsToNearestEven() {
+        assertThat(KvPrecision.fromBf16(KvPrecision.toBf16(1f))).isEqualTo(1f);
+        assertThat(KvPrecision.fromBf16(KvPrecision.toBf16(1f + 0x1p-8f))).as("a tie goes to even").isEqualTo(1f);
+        assertThat(KvPrecision.fromBf16(KvPrecision.toBf16(1f + 0x1p-8f + 0x1p-20f))).isEqualTo(1f + 0x1p-7f);
+        assertThat(KvPrecision.fromBf16(KvPrecision.toBf16(1f + 3 * 0x1p-8f))).as("a tie goes to even").isEqualTo(1f + 0x1p-6f);
+        assertThat(KvPrecision.fromBf16(KvPrecision.toBf16(-2.5f))).isEqualTo(-2.5f);
+        assertThat(KvPrecision.fromBf16(KvPrecision.toBf16(Float.NaN))).isNaN();
+        assertThat(KvPrecision.fromBf16(KvPrecision.toBf16(Float.POSITIVE_INFINITY))).isEqualTo(Float.POSITIVE_INFINITY);
+    }
+
+    private static float bf16(float x) {
+        return KvPrecision.fromBf16(KvPrecision.toBf16(x));
+    }
+
     @Test
     void appendFromRejectsBadInput() {
         HeapKvStore src = new HeapKvStore(LAYOUT);

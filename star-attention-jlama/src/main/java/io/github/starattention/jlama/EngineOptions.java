@@ -1,13 +1,14 @@
 package io.github.starattention.jlama;
 
 import io.github.starattention.attention.Device;
+import io.github.starattention.kv.KvPrecision;
 import io.github.starattention.plan.BlockPlan;
 
 /**
  * How an engine encodes contexts.
  *
  * <p>Defaults: {@link Mode#STAR}, 4 blocks, anchor = block, {@link Device#AUTO} (CUDA when a GPU is usable, else
- * CPU), threads = available processors. Give either {@code blocks} or {@code blockSize}. In {@link Mode#GLOBAL}
+ * CPU), threads = available processors, fp32 KV. Give either {@code blocks} or {@code blockSize}. In {@link Mode#GLOBAL}
  * the block settings are ignored and the context is one block.
  *
  * @param mode global or star
@@ -18,13 +19,15 @@ import io.github.starattention.plan.BlockPlan;
  * @param threads worker threads for the attention kernels
  * @param recomputeAnchor encode the anchor on its own instead of reusing block 0's first slots (same result, more
  *     work; what a host that does not own block 0 does); default false
+ * @param kvPrecision element type of K and V in CPU memory: {@link KvPrecision#F32} (default, the reference) or
+ *     {@link KvPrecision#BF16} (half the memory); a GPU stores KV in fp16 or bf16 either way
  */
 public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize, Device device, int threads,
-                            boolean recomputeAnchor) {
+                            boolean recomputeAnchor, KvPrecision kvPrecision) {
 
     public EngineOptions {
-        if (mode == null || device == null) {
-            throw new IllegalArgumentException("mode and device are required");
+        if (mode == null || device == null || kvPrecision == null) {
+            throw new IllegalArgumentException("mode, device and kvPrecision are required");
         }
         if (blocks < 1) {
             throw new IllegalArgumentException("blocks must be at least 1, got " + blocks);
@@ -53,7 +56,7 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
 
     public Builder toBuilder() {
         return new Builder().mode(mode).blocks(blocks).blockSize(blockSize).anchorSize(anchorSize).device(device)
-                .threads(threads).recomputeAnchor(recomputeAnchor);
+                .threads(threads).recomputeAnchor(recomputeAnchor).kvPrecision(kvPrecision);
     }
 
     /** The block plan for a context of {@code contextLength} tokens spread over {@code hosts} hosts. */
@@ -85,6 +88,7 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
         private Device device = Device.AUTO;
         private int threads = Runtime.getRuntime().availableProcessors();
         private boolean recomputeAnchor;
+        private KvPrecision kvPrecision = KvPrecision.F32;
 
         public Builder mode(Mode mode) {
             this.mode = mode;
@@ -122,8 +126,13 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
             return this;
         }
 
+        public Builder kvPrecision(KvPrecision kvPrecision) {
+            this.kvPrecision = kvPrecision;
+            return this;
+        }
+
         public EngineOptions build() {
-            return new EngineOptions(mode, blocks, blockSize, anchorSize, device, threads, recomputeAnchor);
+            return new EngineOptions(mode, blocks, blockSize, anchorSize, device, threads, recomputeAnchor, kvPrecision);
         }
     }
 }

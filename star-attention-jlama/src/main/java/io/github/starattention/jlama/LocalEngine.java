@@ -27,7 +27,7 @@ public final class LocalEngine implements StarAttentionEngine {
     private LocalEngine(StarAttentionModel model, EngineOptions options) {
         this.model = Objects.requireNonNull(model, "model");
         this.options = Objects.requireNonNull(options, "options");
-        this.kernel = AttentionKernels.open(options.device(), options.threads());
+        this.kernel = AttentionKernels.open(options.device(), options.threads(), options.kvPrecision());
         this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
     }
 

@@ -7,6 +7,7 @@ import io.github.starattention.attention.AttentionKernels;
 import io.github.starattention.attention.Device;
 import io.github.starattention.jlama.model.ContextEncoder;
 import io.github.starattention.jlama.model.WeightFormat;
+import io.github.starattention.kv.KvPrecision;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.BlockPlan;
 import java.io.IOException;
@@ -35,7 +36,7 @@ class Fp64ReferenceIT {
         Path dir = modelDir(model);
         int[] tokens = tokens(length);
         double[] want = new Fp64Llama(dir).lastLogits(tokens);
-        float[] got = ourLogits(dir, WeightFormat.F32, tokens);
+        float[] got = ourLogits(dir, WeightFormat.F32, KvPrecision.F32, tokens);
         double scale = Arrays.stream(want).map(Math::abs).max().orElseThrow();
         double worst = 0;
         for (int i = 0; i < want.length; i++) {
@@ -50,15 +51,16 @@ class Fp64ReferenceIT {
      * The lossy formats against the same fp64 reference, with the tolerance each format is documented with: cosine
      * similarity of the logits and the reference's top token among ours' top 5.
      */
-    @ParameterizedTest(name = "{0}, {1}")
-    @CsvSource({"bundled, BF16, 0.9999", "bundled, AS_STORED, 0.9999", "bundled, Q4, 0.99",
-            "smollm2-shape, BF16, 0.9999", "smollm2-shape, AS_STORED, 0.9999", "smollm2-shape, Q4, 0.95"})
-    void lossyFormatsStayCloseToTheFp64Reference(String model, WeightFormat format, double minCosine)
+    @ParameterizedTest(name = "{0}, {1} weights, {2} KV")
+    @CsvSource({"bundled, BF16, F32, 0.9999", "bundled, AS_STORED, F32, 0.9999", "bundled, Q4, F32, 0.99",
+            "bundled, F32, BF16, 0.9999", "smollm2-shape, BF16, F32, 0.9999", "smollm2-shape, AS_STORED, F32, 0.9999",
+            "smollm2-shape, Q4, F32, 0.95", "smollm2-shape, F32, BF16, 0.9999"})
+    void lossyFormatsStayCloseToTheFp64Reference(String model, WeightFormat format, KvPrecision kv, double minCosine)
             throws IOException {
         Path dir = modelDir(model);
         int[] tokens = tokens(37);
         double[] want = new Fp64Llama(dir).lastLogits(tokens);
-        float[] got = ourLogits(dir, format, tokens);
+        float[] got = ourLogits(dir, format, kv, tokens);
         double dot = 0;
         double nw = 0;
         double ng = 0;
@@ -70,8 +72,8 @@ class Fp64ReferenceIT {
         double cosine = dot / Math.sqrt(nw * ng);
         int top = argmax(want);
         long above = java.util.stream.IntStream.range(0, got.length).filter(i -> got[i] > got[top]).count();
-        System.out.printf("%s, %s: logit cosine %.6f, reference's top token ranked %d%n", model, format, cosine,
-                above + 1);
+        System.out.printf("%s, %s weights, %s KV: logit cosine %.6f, reference's top token ranked %d%n", model, format,
+                kv, cosine, above + 1);
         assertThat(cosine).isGreaterThanOrEqualTo(minCosine);
         assertThat(above).as("tokens ranked above the reference's top token").isLessThan(5);
     }
@@ -93,11 +95,11 @@ class Fp64ReferenceIT {
     }
 
     /** Our logits after the last token: the others encoded as one global block, the last appended. */
-    private static float[] ourLogits(Path dir, WeightFormat format, int[] tokens) {
+    private static float[] ourLogits(Path dir, WeightFormat format, KvPrecision kv, int[] tokens) {
         int length = tokens.length;
         float[] got;
         try (StarAttentionModel ours = StarAttentionModel.load(dir, format, 0);
-             AttentionKernel kernel = AttentionKernels.open(Device.CPU, 2)) {
+             AttentionKernel kernel = AttentionKernels.open(Device.CPU, 2, kv)) {
             ContextEncoder encoder = new ContextEncoder(ours.jlama(), kernel, ours.rotaryEmbedding(), 512);
             int[] context = Arrays.copyOf(tokens, length - 1);
             BlockPlan plan = BlockPlan.global(context.length);

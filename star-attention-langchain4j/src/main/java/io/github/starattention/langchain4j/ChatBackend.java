@@ -102,8 +102,8 @@ final class ChatBackend implements AutoCloseable {
                 if (b.hasEngineOptions() || b.model != null || b.modelPath != null || b.weightFormat != null
                         || b.threads > 0) {
                     throw new IllegalArgumentException("engine(...) was given: configure mode, blocks, blockSize, "
-                            + "anchorSize, device, threads, model, modelPath and weightFormat on that engine, not on "
-                            + "the chat model builder");
+                            + "anchorSize, device, kvPrecision, threads, model, modelPath and weightFormat on that "
+                            + "engine, not on the chat model builder");
                 }
                 built = b.engine;
                 loaded = built.model();

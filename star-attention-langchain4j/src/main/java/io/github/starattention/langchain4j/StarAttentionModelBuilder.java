@@ -9,6 +9,7 @@ import io.github.starattention.jlama.PrefillListener;
 import io.github.starattention.jlama.StarAttentionEngine;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.model.WeightFormat;
+import io.github.starattention.kv.KvPrecision;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
@@ -44,6 +45,7 @@ public abstract class StarAttentionModelBuilder<C, B extends StarAttentionModelB
     Integer blockSize;
     Integer anchorSize;
     Device device;
+    KvPrecision kvPrecision;
     ContextCache contextCache;
     Long maxCacheBytes;
     Double temperature;
@@ -149,6 +151,15 @@ public abstract class StarAttentionModelBuilder<C, B extends StarAttentionModelB
     /** Where attention runs (default {@link Device#AUTO}: CUDA when usable, else CPU). */
     public B device(Device device) {
         this.device = device;
+        return self();
+    }
+
+    /**
+     * Element type of K and V in CPU memory (default {@link KvPrecision#F32}; {@link KvPrecision#BF16} halves the
+     * memory of long contexts).
+     */
+    public B kvPrecision(KvPrecision kvPrecision) {
+        this.kvPrecision = kvPrecision;
         return self();
     }
 
@@ -278,11 +289,15 @@ public abstract class StarAttentionModelBuilder<C, B extends StarAttentionModelB
         if (threads > 0) {
             b.threads(threads);
         }
+        if (kvPrecision != null) {
+            b.kvPrecision(kvPrecision);
+        }
         return b.build();
     }
 
     boolean hasEngineOptions() {
-        return mode != null || blocks != null || blockSize != null || anchorSize != null || device != null;
+        return mode != null || blocks != null || blockSize != null || anchorSize != null || device != null
+                || kvPrecision != null;
     }
 
     public abstract C build();

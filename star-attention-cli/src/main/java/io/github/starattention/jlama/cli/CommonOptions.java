@@ -6,6 +6,7 @@ import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.model.WeightFormat;
+import io.github.starattention.kv.KvPrecision;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import picocli.CommandLine;
@@ -29,6 +30,10 @@ public final class CommonOptions {
     @Option(names = "--device", paramLabel = "cpu|cuda|auto", defaultValue = "auto",
             description = "Attention kernels: cpu, cuda or auto (CUDA when a GPU is usable). Default: ${DEFAULT-VALUE}.")
     String device;
+
+    @Option(names = "--kv", paramLabel = "f32|bf16", defaultValue = "f32",
+            description = "K and V in CPU memory: f32 (exact) or bf16 (half the memory). Default: ${DEFAULT-VALUE}.")
+    String kv;
 
     @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores).")
     Integer threads;
@@ -100,6 +105,14 @@ public final class CommonOptions {
         };
     }
 
+    public KvPrecision kvPrecision() {
+        return switch (kv.toLowerCase(java.util.Locale.ROOT)) {
+            case "f32", "fp32" -> KvPrecision.F32;
+            case "bf16" -> KvPrecision.BF16;
+            default -> throw new IllegalArgumentException("--kv must be f32 or bf16, got '" + kv + "'");
+        };
+    }
+
     /** Loads the model (and sets Jlama's thread count before it starts). */
     public StarAttentionModel loadModel() {
         if (threads != null && threads < 1) {
@@ -134,7 +147,8 @@ public final class CommonOptions {
         if (anchorSize != null && anchorSize < 0) {
             throw new IllegalArgumentException("--anchor-size must be at least 0 (0 = no anchor), got " + anchorSize);
         }
-        EngineOptions.Builder b = EngineOptions.builder().mode(mode).device(deviceValue()).threads(threadCount());
+        EngineOptions.Builder b = EngineOptions.builder().mode(mode).device(deviceValue()).threads(threadCount())
+                .kvPrecision(kvPrecision());
         if (blocks != null) {
             b.blocks(blocks);
         }

@@ -13,6 +13,8 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -96,6 +98,20 @@ class CliBadInputIT {
                 "--context-file", context("some words here and there, a short context").toString(), "--question", "q",
                 flag, value);
         assertOneLine(r, expected);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "--weights Q8          | Q8 is not available: Jlama 0.8.4 has no product of 8-bit weights",
+            "--weights Q5          | expected F32, BF16, AS_STORED or Q4, got 'Q5'",
+            "--kv fp8              | --kv must be f32 or bf16, got 'fp8'",
+            "--kv bf16 --hosts 2   | --kv bf16 is for one process"})
+    void numberFormatsThatDoNotExistHereAreRefused(String flags, String expected) throws IOException {
+        List<String> args = new ArrayList<>(List.of("ask", "--model",
+                TestData.modelDir().toString(), "--context-file", context("a short context").toString(),
+                "--question", "q"));
+        args.addAll(List.of(flags.split(" ")));
+        assertOneLine(run(args.toArray(String[]::new)), expected);
     }
 
     @ParameterizedTest(name = "context \"{0}\"")

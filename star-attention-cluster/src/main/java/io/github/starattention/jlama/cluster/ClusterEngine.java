@@ -75,7 +75,7 @@ public final class ClusterEngine implements StarAttentionEngine {
             throw new IllegalArgumentException("maxHosts must be >= 0 (0 = all), got " + maxHosts);
         }
         this.maxHosts = maxHosts;
-        this.kernel = AttentionKernels.open(options.device(), options.threads());
+        this.kernel = AttentionKernels.open(options.device(), options.threads(), options.kvPrecision());
         this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
         this.modelId = ModelFingerprint.of(model, cluster.host().weights(), kernel.numerics());
         AtomicInteger n = new AtomicInteger();

@@ -245,15 +245,13 @@ public final class CudaKvStore implements KvStore {
             float[] k = new float[n * heads * d];
             float[] v = new float[n * heads * d];
             for (int l = 0; l < layout.layers(); l++) {
-                float[] sk = src.keys(l);
-                float[] sv = src.values(l);
                 for (int t = 0; t < n; t++) {
                     for (int h = 0; h < heads; h++) {
-                        // the heap store keeps K in transposed panels: gather it element by element
+                        // the heap store keeps K in transposed panels (and maybe in bf16): gather element by element
                         for (int i = 0; i < d; i++) {
-                            k[(t * heads + h) * d + i] = sk[src.keyIndex(h, from + t, i)];
+                            k[(t * heads + h) * d + i] = src.key(l, h, from + t, i);
+                            v[(t * heads + h) * d + i] = src.value(l, h, from + t, i);
                         }
-                        System.arraycopy(sv, src.valueIndex(h, from + t, 0), v, (t * heads + h) * d, d);
                     }
                 }
                 put(l, first, k, v, 0, n);

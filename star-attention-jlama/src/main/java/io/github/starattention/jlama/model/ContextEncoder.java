@@ -157,6 +157,7 @@ public final class ContextEncoder {
      */
     public List<KvStore> encodeBlocks(BlockPlan plan, int[] context, List<Block> blocks, boolean recomputeAnchor,
                                       AnchorExchange exchange, IntConsumer progress) {
+        requireMemory(plan, blocks);
         List<KvStore> stores = new ArrayList<>(blocks.size());
         KvStore anchor = null;
         RemoteAnchor remoteAnchor = null;
@@ -266,6 +267,40 @@ public final class ContextEncoder {
         } else {
             appendLayerMajor(tokens, range(0, a), target, List.of(), new AnchorCollector(a, sink)::forChunk, progress);
         }
+    }
+
+    /**
+     * Fails before phase 1 when the KV of {@code blocks} (fp32, with the anchor's and the query's slack) would not fit
+     * the Java heap a CPU kernel keeps it on. Garbage is collected once before refusing.
+     *
+     * @throws NotEnoughMemoryException naming the bytes needed and free and what to change
+     */
+    void requireMemory(BlockPlan plan, List<Block> blocks) {
+        if (!kernel.heapStores() || blocks.isEmpty()) {
+            return;
+        }
+        long tokens = QUERY_SLACK + (plan.blockCount() > 1 ? plan.effectiveAnchor() : 0);
+        for (Block b : blocks) {
+            tokens += b.length();
+        }
+        long needed = tokens * layout.bytesPerToken();
+        Runtime rt = Runtime.getRuntime();
+        long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        if (needed > free) {
+            System.gc();
+            free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        }
+        if (needed > free) {
+            throw new NotEnoughMemoryException(String.format("this prefill needs about %s for the KV cache of %,d "
+                    + "tokens (%d layers x %d KV heads x %d x K and V x fp32) but the JVM has %s free of %s "
+                    + "(-Xmx): raise -Xmx, shorten the context or spread its blocks over more hosts",
+                    gib(needed), tokens, layout.layers(), layout.kvHeads(), layout.headDim(), gib(free),
+                    gib(rt.maxMemory())), needed, free);
+        }
+    }
+
+    private static String gib(long bytes) {
+        return String.format("%.1f GiB", bytes / (double) (1L << 30));
     }
 
     /** Position ids {@code from..to-1}. */

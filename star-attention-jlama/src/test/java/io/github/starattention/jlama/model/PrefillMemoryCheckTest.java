@@ -1,0 +1,42 @@
+package io.github.starattention.jlama.model;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.attention.AttentionKernels;
+import io.github.starattention.attention.Device;
+import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.TestData;
+import io.github.starattention.kv.KvStore;
+import io.github.starattention.plan.BlockPlan;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** A prefill whose KV cannot fit the heap is refused before it starts, saying what it needs and what is free. */
+class PrefillMemoryCheckTest {
+
+    @Test
+    void aContextWhoseKvExceedsTheHeapIsRefusedUpFront() {
+        StarAttentionModel model = TestData.model();
+        long perToken = 2L * 8 * 2 * 64 * Float.BYTES; // the bundled model: 8 layers, 2 KV heads, head 64
+        int tokens = (int) Math.min(Integer.MAX_VALUE - 8, Runtime.getRuntime().maxMemory() / perToken + 1024);
+        int[] context = new int[tokens];
+        try (AttentionKernel kernel = AttentionKernels.open(Device.CPU, 1)) {
+            ContextEncoder encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), 512);
+            BlockPlan plan = BlockPlan.builder(tokens).blocks(4).build();
+            assertThatThrownBy(() -> encoder.encodeBlocks(plan, context, plan.blocks(), false, n -> { }))
+                    .isInstanceOf(NotEnoughMemoryException.class)
+                    .hasMessageContaining("needs about")
+                    .hasMessageContaining("8 layers x 2 KV heads x 64")
+                    .hasMessageContaining("raise -Xmx")
+                    .satisfies(e -> assertThat(((NotEnoughMemoryException) e).needed())
+                            .isGreaterThan(((NotEnoughMemoryException) e).available()));
+
+            BlockPlan small = BlockPlan.global(64);
+            List<KvStore> stores = encoder.encodeBlocks(small, new int[64], small.blocks(), false, n -> { });
+            assertThat(stores.getFirst().size()).isEqualTo(64);
+            stores.forEach(KvStore::close);
+        }
+    }
+}
