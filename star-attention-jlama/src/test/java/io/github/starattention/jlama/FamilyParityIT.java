@@ -56,7 +56,6 @@ class FamilyParityIT {
                     .containsExactly(tokenizersBos ? concat(new int[] {model.bosToken()}, template) : template);
 
             int[] indices = TestData.ints(expected.get("logit_indices"));
-            StringBuilder report = new StringBuilder(family + ": " + ids.length + " prompt ids (" + ctx.length + " context)");
             for (String run : List.of("global", "star1", "star4")) {
                 JsonNode want = expected.get(run);
                 int block = want.get("block").asInt();
@@ -68,9 +67,9 @@ class FamilyParityIT {
                 }
                 int[] greedy = greedy(model, ctx, query, mode, block);
                 int[] wantGreedy = TestData.ints(want.get("greedy"));
-                report.append(String.format("; %s max |logit error| %.1e, greedy %d/%d %s", run, worst,
-                        matching(greedy, wantGreedy), wantGreedy.length, Arrays.toString(Arrays.copyOf(greedy, 6))));
-                System.out.println(report);
+                System.out.printf("%s: %d prompt ids (%d context); %s max |logit error| %.1e, greedy %d/%d %s%n", family,
+                        ids.length, ctx.length, run, worst, matching(greedy, wantGreedy), wantGreedy.length,
+                        Arrays.toString(Arrays.copyOf(greedy, 6)));
                 assertThat(worst).as("%s %s max |logit - transformers'|", family, run).isLessThanOrEqualTo(LOGIT_TOLERANCE);
                 assertThat(greedy).as("%s %s greedy tokens", family, run)
                         .containsExactly(Arrays.copyOf(wantGreedy, greedy.length));
@@ -78,12 +77,11 @@ class FamilyParityIT {
                     assertThat(model.eosTokens()).as("%s %s stopped early", family, run).contains(wantGreedy[greedy.length]);
                 }
             }
-            System.out.println(report);
         }
     }
 
     /** Logits after the query: phase 1 over the plan's blocks, phase 2 over all of them. */
-    private static float[] firstLogits(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block) {
+    static float[] firstLogits(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block) {
         BlockPlan plan = mode == Mode.GLOBAL ? BlockPlan.global(ctx.length)
                 : BlockPlan.builder(ctx.length).blockSize(block).anchorSize(block).build();
         try (AttentionKernel kernel = AttentionKernels.open(Device.CPU, 2)) {
