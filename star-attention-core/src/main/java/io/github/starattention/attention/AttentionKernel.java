@@ -2,6 +2,8 @@ package io.github.starattention.attention;
 
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Computes partial attention of query tokens over the KV held in a {@link KvStore} it created.
@@ -38,6 +40,19 @@ public interface AttentionKernel extends AutoCloseable {
      * {@code h / (heads / kvHeads)}.
      */
     PartialAttention attend(KvStore store, int layer, AttentionQuery query);
+
+    /**
+     * {@link #attend} over each of {@code stores}, the partials in the same order. A kernel may run them as one batch
+     * (the CPU kernel hands all their tasks to its workers at once instead of once per store); each partial is the
+     * one {@link #attend} gives, bit for bit.
+     */
+    default List<PartialAttention> attendAll(List<? extends KvStore> stores, int layer, AttentionQuery query) {
+        List<PartialAttention> out = new ArrayList<>(stores.size());
+        for (KvStore store : stores) {
+            out.add(attend(store, layer, query));
+        }
+        return out;
+    }
 
     /** Releases the kernel's resources; stores it created must not be used afterwards. */
     @Override

@@ -4,7 +4,9 @@ import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvPrecision;
 import io.github.starattention.kv.KvStore;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ForkJoinPool;
@@ -147,24 +149,38 @@ public final class CpuAttentionKernel implements AttentionKernel {
 
     @Override
     public PartialAttention attend(KvStore kvStore, int layer, AttentionQuery query) {
-        HeapKvStore store = heapStore(kvStore, query);
-        PartialAttention out = PartialAttention.empty(query.tokens(), query.heads(), query.headDim());
-        Job job = new Job(store, layer, query, out, threads);
-        int tasks = job.tasks();
-        if (tasks == 0) {
-            return out;
+        return attendAll(List.of(kvStore), layer, query).getFirst();
+    }
+
+    /**
+     * All stores' tasks go to the workers as one batch: a decode step over 4 blocks wakes the pool once, not 4 times.
+     * Each store's job splits its keys as it would alone, so every partial equals {@link #attend}'s bit for bit.
+     */
+    @Override
+    public List<PartialAttention> attendAll(List<? extends KvStore> stores, int layer, AttentionQuery query) {
+        List<PartialAttention> outs = new ArrayList<>(stores.size());
+        Batch batch = new Batch(stores.size());
+        for (KvStore kvStore : stores) {
+            PartialAttention out = PartialAttention.empty(query.tokens(), query.heads(), query.headDim());
+            outs.add(out);
+            batch.add(new Job(heapStore(kvStore, query), layer, query, out, threads));
         }
-        if (tasks == 1 || threads == 1 || job.work() < INLINE_WORK) {
+        int tasks = batch.tasks();
+        if (tasks == 0) {
+            return outs;
+        }
+        if (tasks == 1 || threads == 1 || batch.work() < INLINE_WORK) {
+            Scratch s = scratch.get();
             for (int i = 0; i < tasks; i++) {
-                job.run(i, scratch.get());
+                batch.run(i, s);
             }
         } else if (query.tokens() <= SHARED_MAX_TOKENS) {
-            runShared(job, tasks);
+            runShared(batch, tasks);
         } else {
-            pool.invoke(new Tasks(job, 0, tasks));
+            pool.invoke(new Tasks(batch, 0, tasks));
         }
-        job.mergeSplits();
-        return out;
+        batch.mergeSplits();
+        return outs;
     }
 
     @Override
@@ -172,8 +188,8 @@ public final class CpuAttentionKernel implements AttentionKernel {
         pool.shutdown();
     }
 
-    /** Runs the job's tasks on this thread and on the pool workers that wake up in time to claim some. */
-    private void runShared(Job job, int tasks) {
+    /** Runs the batch's tasks on this thread and on the pool workers that wake up in time to claim some. */
+    private void runShared(Batch job, int tasks) {
         AtomicInteger next = new AtomicInteger();
         CountDownLatch done = new CountDownLatch(tasks);
         AtomicReference<Throwable> failure = new AtomicReference<>();
@@ -711,13 +727,57 @@ public final class CpuAttentionKernel implements AttentionKernel {
         }
     }
 
-    /** Runs tasks {@code [from, to)} of a job, splitting in halves for work stealing. */
+    /** The jobs of one {@link #attendAll} call, their tasks numbered one after another. */
+    private static final class Batch {
+        private final List<Job> jobs;
+        /** {@code firstTask[j]}: the batch number of job {@code j}'s task 0; one more entry holds the total. */
+        private int[] firstTask;
+
+        Batch(int capacity) {
+            this.jobs = new ArrayList<>(capacity);
+            this.firstTask = new int[] {0};
+        }
+
+        void add(Job job) {
+            jobs.add(job);
+            firstTask = Arrays.copyOf(firstTask, jobs.size() + 1);
+            firstTask[jobs.size()] = firstTask[jobs.size() - 1] + job.tasks();
+        }
+
+        int tasks() {
+            return firstTask[jobs.size()];
+        }
+
+        long work() {
+            long w = 0;
+            for (Job j : jobs) {
+                w += j.work();
+            }
+            return w;
+        }
+
+        void run(int task, Scratch sc) {
+            int j = 0;
+            while (firstTask[j + 1] <= task) {
+                j++;
+            }
+            jobs.get(j).run(task - firstTask[j], sc);
+        }
+
+        void mergeSplits() {
+            for (Job j : jobs) {
+                j.mergeSplits();
+            }
+        }
+    }
+
+    /** Runs tasks {@code [from, to)} of a batch, splitting in halves for work stealing. */
     private final class Tasks extends RecursiveAction {
-        private final Job job;
+        private final Batch job;
         private final int from;
         private final int to;
 
-        Tasks(Job job, int from, int to) {
+        Tasks(Batch job, int from, int to) {
             this.job = job;
             this.from = from;
             this.to = to;

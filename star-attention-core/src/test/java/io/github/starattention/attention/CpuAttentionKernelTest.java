@@ -16,6 +16,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -162,6 +163,35 @@ class CpuAttentionKernelTest {
         Case c = randomCase("decode", rnd, 64, 2, 4, IntStream.range(0, 4500).toArray(), new int[] {4600}, threads);
         try (AttentionKernel kernel = new CpuAttentionKernel(threads, KvPrecision.BF16); KvStore store = c.fill(kernel, rnd)) {
             assertClose(kernel.attend(store, 1, c.query()), c.roundedToBf16().expected(), c.label());
+        }
+    }
+
+    @ParameterizedTest(name = "threads={0}, {1} query tokens")
+    @CsvSource({"1, 1", "2, 1", "3, 1", "2, 40", "8, 7"})
+    void attendAllOverSeveralStoresEqualsAttendOnEachBitForBit(int threads, int tokens) {
+        Random rnd = new Random(31L * threads + tokens);
+        int d = 64;
+        int kvHeads = 2;
+        int heads = 6;
+        // three blocks at their global positions, the last one short, as a decode step over a star context sees them
+        int[][] blocks = {IntStream.range(0, 3000).toArray(), IntStream.range(3000, 6000).toArray(),
+                IntStream.range(6000, 6100).toArray()};
+        int[] qpos = IntStream.range(6100, 6100 + tokens).toArray();
+        float[] q = gaussian(rnd, tokens * heads * d, 2.5f);
+        AttentionQuery query = AttentionQuery.of(q, qpos, tokens, heads, d);
+        try (AttentionKernel kernel = new CpuAttentionKernel(threads)) {
+            List<KvStore> stores = new ArrayList<>();
+            for (int[] kpos : blocks) {
+                stores.add(randomCase("block", rnd, d, kvHeads, heads, kpos, qpos, threads).fill(kernel, rnd));
+            }
+            List<PartialAttention> all = kernel.attendAll(stores, 1, query);
+            assertThat(all).hasSize(3);
+            for (int i = 0; i < stores.size(); i++) {
+                PartialAttention one = kernel.attend(stores.get(i), 1, query);
+                assertThat(all.get(i).output()).as("output of store %d", i).containsExactly(one.output());
+                assertThat(all.get(i).lse()).as("lse of store %d", i).containsExactly(one.lse());
+            }
+            stores.forEach(KvStore::close);
         }
     }
 

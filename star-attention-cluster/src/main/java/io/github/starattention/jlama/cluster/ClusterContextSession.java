@@ -400,17 +400,17 @@ public final class ClusterContextSession implements ContextSession {
     }
 
     private List<PartialAttention> attendLocally(int[] blocks, int layer, AttentionQuery q) {
-        List<PartialAttention> out = new ArrayList<>(blocks.length);
+        List<KvStore> stores = new ArrayList<>(blocks.length);
         synchronized (recoveryLock) {
             for (int b : blocks) {
                 KvStore s = fallbackStores.get(b);
                 if (s == null) {
                     throw new IllegalStateException("block " + b + " is not held by the query host");
                 }
-                out.add(engine.kernel().attend(s, layer, q));
+                stores.add(s);
             }
+            return engine.kernel().attendAll(stores, layer, q);
         }
-        return out;
     }
 
     // ------------------------------------------------------------------------------------------ phase 1, failover

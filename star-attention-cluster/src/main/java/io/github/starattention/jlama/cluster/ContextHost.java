@@ -420,6 +420,7 @@ public final class ContextHost implements AutoCloseable {
                 msg.fail(UNKNOWN_SESSION, "context " + a.session() + " was released");
                 return;
             }
+            List<KvStore> stores = new ArrayList<>(a.blocks().length);
             for (int b : a.blocks()) {
                 KvStore store = s.stores.get(b);
                 if (store == null) {
@@ -427,8 +428,9 @@ public final class ContextHost implements AutoCloseable {
                             + a.session());
                     return;
                 }
-                parts.add(kernel.attend(store, a.layer(), q));
+                stores.add(store);
             }
+            parts.addAll(kernel.attendAll(stores, a.layer(), q));
         } catch (RuntimeException e) {
             log.warn("session {}: attention failed", a.session(), e);
             msg.fail(INTERNAL, "attention failed on " + node.options().nodeName() + ": " + e);

@@ -12,7 +12,6 @@ import com.github.tjake.jlama.util.BiIntConsumer;
 import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.LseMerge;
 import io.github.starattention.attention.PartialAttention;
-import io.github.starattention.kv.KvStore;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -94,10 +93,7 @@ public final class StarSelfAttention extends CausalSelfAttention {
         if (call.hook() != null) {
             call.hook().beforeAttention(layer);
         }
-        List<PartialAttention> local = new ArrayList<>(call.sources().size());
-        for (KvStore store : call.sources()) {
-            local.add(call.kernel().attend(store, layer, query));
-        }
+        List<PartialAttention> local = call.kernel().attendAll(call.sources(), layer, query);
         // remote partitions precede the local ones in context order (the query host owns the last blocks): merging
         // them first keeps the merge order, and so every bit of the result, equal to the in-process engine's
         List<PartialAttention> parts = new ArrayList<>(local.size() + 4);
