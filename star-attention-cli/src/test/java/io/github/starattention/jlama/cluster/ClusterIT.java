@@ -31,7 +31,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * Distributed Star Attention with three context-host JVMs on 127.0.0.1 and this JVM as the query host: answers equal
  * the in-process star engine token for token; sessions are reused, isolated and freed; a host killed in the middle of
  * a request is recovered from (or, with failover off, fails the request clearly and in bounded time); a host joining
- * later is used. The tests run in order on one cluster (the kills change it).
+ * later is used; a host killed after its prefill or just before it is replaced. The tests run in order on one
+ * cluster (the kills change it).
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 @ExtendWith(HostLogs.class)
@@ -241,6 +242,54 @@ class ClusterIT {
         // and nothing is left behind on the survivor: no session, no claimed anchor
         awaitHostSessions(0, 20_000 * SCALE);
         assertThat(engine.hosts()).allSatisfy(h -> assertThat(h.kvBytes()).isZero());
+    }
+
+    @Test
+    @Order(8)
+    @Timeout(value = 15, unit = TimeUnit.MINUTES) // a hang guard; every wait inside is bounded
+    void aHostKilledAfterItsPrefillIsReplacedWhenTheQuestionComes() {
+        int added = hosts.addHost();
+        hosts.awaitReady();
+        assertThat(engine.awaitHosts(2)).extracting(WireMessage.HostInfo::name).contains("host-" + added);
+        String id = "niah_multikey-1024-1";
+        int[] want = reference(id, id, 16);
+        try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
+            assertThat(s.placement()).containsKey("host-" + added);
+            hosts.kill(added);
+            long t0 = System.nanoTime();
+            Generation g = s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            assertThat(g.tokens()).containsExactly(want);
+            assertThat(s.placement()).doesNotContainKey("host-" + added);
+            assertThat(seconds).isLessThan(engine.cluster().timeouts().requestMs() / 1000.0 + 30 * SCALE);
+            System.out.printf("host-%d killed after its prefill: answered in %.1f s, blocks now %s%n", added, seconds,
+                    s.placement());
+        }
+        awaitHostSessions(0, 20_000 * SCALE);
+    }
+
+    @Test
+    @Order(9)
+    @Timeout(value = 15, unit = TimeUnit.MINUTES) // a hang guard; every wait inside is bounded
+    void aHostKilledJustBeforeThePrefillIsNeverWaitedFor() {
+        int added = hosts.addHost();
+        hosts.awaitReady();
+        assertThat(engine.awaitHosts(2)).extracting(WireMessage.HostInfo::name).contains("host-" + added);
+        String id = "vt-1024-0";
+        int[] want = reference(id, id, 16);
+        hosts.kill(added); // the query host may or may not have seen it leave when the prefill starts
+        long t0 = System.nanoTime();
+        try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
+            Generation g = s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            assertThat(g.tokens()).containsExactly(want);
+            assertThat(s.placement()).doesNotContainKey("host-" + added);
+            assertThat(seconds).isLessThan(engine.cluster().timeouts().requestMs() / 1000.0 + 30 * SCALE)
+                    .isLessThan(engine.cluster().timeouts().prefillMs() / 1000.0);
+            System.out.printf("host-%d killed before the prefill: answered in %.1f s, blocks now %s%n", added, seconds,
+                    s.placement());
+        }
+        awaitHostSessions(0, 20_000 * SCALE);
     }
 
     private static void awaitHostSessions(int n, long timeoutMs) {
