@@ -105,6 +105,7 @@ class ClusterOptionsTest {
                 .hasMessageContaining("must be an integer");
         assertThatThrownBy(() -> ClusterOptions.parse("{\"host\": {\"weights\": \"F16\"}}", dir))
                 .hasMessageContaining("host.weights");
+        assertThat(ClusterOptions.parse("{\"host\": {\"weights\": \"bf16\"}}", dir).host().weights()).isEqualTo("BF16");
         assertThatThrownBy(() -> ClusterOptions.parse("{\"failover\": \"yes\"}", dir))
                 .hasMessageContaining("true or false");
         assertThatThrownBy(() -> ClusterOptions.parse("[1]", dir)).hasMessageContaining("JSON object");
