@@ -7,7 +7,6 @@ import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.PromptSplit;
 import io.github.starattention.jlama.StarAttentionEngine;
 import io.github.starattention.jlama.StarAttentionModel;
-import io.github.starattention.kv.KvPrecision;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -74,10 +73,6 @@ public final class AskCommand implements Callable<Integer> {
         GenerationOptions gen = GenerationOptions.builder().maxNewTokens(maxNewTokens).temperature(temperature)
                 .topP(topP).seed(seed).build();
         var engineOptions = common.engineOptions(m);
-        if ((hosts != null || cluster != null) && engineOptions.kvPrecision() != KvPrecision.F32) {
-            throw new IllegalArgumentException("--kv " + common.kv + " is for one process: context hosts keep their KV "
-                    + "in fp32 (or their GPU's fp16/bf16); leave --kv out with --hosts or --cluster");
-        }
         PrintWriter out = spec.commandLine().getOut();
         try (StarAttentionModel model = common.loadModel();
              StarAttentionEngine engine = Distributed.engine(model, engineOptions, common, hosts, cluster)) {

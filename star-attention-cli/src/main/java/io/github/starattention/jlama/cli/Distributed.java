@@ -9,6 +9,7 @@ import io.github.starattention.jlama.cluster.ClusterContextSession;
 import io.github.starattention.jlama.cluster.ClusterEngine;
 import io.github.starattention.jlama.cluster.ClusterOptions;
 import java.nio.file.Path;
+import java.util.Locale;
 import java.util.Map;
 
 /** The {@code --hosts} / {@code --cluster} options of {@code ask}: which engine, and what the JSON output gains. */
@@ -30,7 +31,8 @@ final class Distributed {
             return ClusterEngine.join(model, options, cluster, hosts == null ? 0 : hosts, common.weights.name());
         }
         ClusterOptions.Host host = new ClusterOptions.Host(common.modelDir().toAbsolutePath(), common.threadCount(),
-                common.weights.name(), common.device, ClusterOptions.defaults().host().maxSessions());
+                common.weights.name(), common.device, ClusterOptions.defaults().host().maxSessions(),
+                options.kvPrecision().name().toLowerCase(Locale.ROOT));
         return LocalCluster.engine(model, options, hosts, host);
     }
 

@@ -19,6 +19,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code ask --hosts N} end to end, as a user runs it: a CLI process that spawns its host JVM and stops it. */
 class ClusterCliIT {
@@ -26,13 +28,15 @@ class ClusterCliIT {
     @TempDir
     Path tmp;
 
-    @Test
-    void askWithLocalHostsAnswersLikeInProcessAndReportsHostsAndBytes() throws Exception {
+    @ParameterizedTest(name = "--kv {0}")
+    @ValueSource(strings = {"f32", "bf16"})
+    void askWithLocalHostsAnswersLikeInProcessAndReportsHostsAndBytes(String kv) throws Exception {
         JsonNode ex = ClusterFixture.example("niah_single-1024-6");
         Path context = tmp.resolve("context.txt");
         Files.writeString(context, ex.get("context").asText());
         List<String> common = List.of("ask", "--context-file", context.toString(), "--question",
-                ex.get("question").asText(), "--blocks", "2", "--threads", "1", "--max-new-tokens", "12", "--json");
+                ex.get("question").asText(), "--blocks", "2", "--threads", "1", "--max-new-tokens", "12", "--kv", kv,
+                "--json");
         JsonNode local = askProcess(common);
         List<String> distributed = new ArrayList<>(common);
         distributed.addAll(List.of("--hosts", "1"));

@@ -130,7 +130,7 @@ public final class ClusterEngine implements StarAttentionEngine {
     public static ClusterEngine join(StarAttentionModel model, EngineOptions options, Path file, int hosts, String weights) {
         ClusterOptions c = ClusterOptions.load(file);
         ClusterOptions.Host h = c.host();
-        c = c.withHost(new ClusterOptions.Host(h.model(), h.threads(), weights, h.device(), h.maxSessions()));
+        c = c.withHost(new ClusterOptions.Host(h.model(), h.threads(), weights, h.device(), h.maxSessions(), h.kv()));
         ClusterEngine engine = start(model, options, c, hosts);
         try {
             engine.awaitHosts(Math.max(1, hosts));

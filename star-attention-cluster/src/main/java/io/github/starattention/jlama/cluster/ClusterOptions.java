@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.github.starattention.kv.KvPrecision;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -165,8 +166,16 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
      *     fingerprint, so hosts and the query host must agree
      * @param device attention kernels ({@code cpu}, {@code cuda}, {@code auto})
      * @param maxSessions contexts a host holds at once; more are refused
+     * @param kv K and V in CPU memory, {@code f32} (default) or {@code bf16}; part of the model fingerprint (through
+     *     the kernel's numerics), so the query host's {@code kvPrecision} must agree
      */
-    public record Host(Path model, int threads, String weights, String device, int maxSessions) {
+    public record Host(Path model, int threads, String weights, String device, int maxSessions, String kv) {
+
+        /** A host with fp32 KV. */
+        public Host(Path model, int threads, String weights, String device, int maxSessions) {
+            this(model, threads, weights, device, maxSessions, "f32");
+        }
+
         public Host {
             if (threads < 0) {
                 throw new IllegalArgumentException("host.threads must be >= 0 (0 = all cores), got " + threads);
@@ -183,6 +192,15 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
             if (maxSessions < 1) {
                 throw new IllegalArgumentException("host.maxSessions must be at least 1, got " + maxSessions);
             }
+            kv = Objects.requireNonNullElse(kv, "f32").toLowerCase(Locale.ROOT);
+            if (!Set.of("f32", "bf16").contains(kv)) {
+                throw new IllegalArgumentException("host.kv must be f32 or bf16, got '" + kv + "'");
+            }
+        }
+
+        /** {@link #kv} as the kernel's KV precision. */
+        public KvPrecision kvPrecision() {
+            return kv.equals("bf16") ? KvPrecision.BF16 : KvPrecision.F32;
         }
     }
 
@@ -302,10 +320,10 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
                 longValue(to, "joinMs", dt.joinMs()), longValue(to, "hostWaitMs", dt.hostWaitMs()),
                 longValue(to, "sessionIdleMs", dt.sessionIdleMs()));
 
-        JsonNode ho = section(root, "host", "model", "threads", "weights", "device", "maxSessions");
+        JsonNode ho = section(root, "host", "model", "threads", "weights", "device", "maxSessions", "kv");
         Host dh = d.host();
         Host hh = new Host(path(ho, "model", base), integer(ho, "threads", dh.threads()), text(ho, "weights", dh.weights()),
-                text(ho, "device", dh.device()), integer(ho, "maxSessions", dh.maxSessions()));
+                text(ho, "device", dh.device()), integer(ho, "maxSessions", dh.maxSessions()), text(ho, "kv", dh.kv()));
 
         return new ClusterOptions(text(root, "clusterName", d.clusterName()), text(root, "nodeName", d.nodeName()),
                 h, e, t, tt, bool(root, "failover", d.failover()), bool(root, "shareAnchor", d.shareAnchor()), hh);
@@ -359,6 +377,7 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
         ho.put("weights", host.weights());
         ho.put("device", host.device());
         ho.put("maxSessions", host.maxSessions());
+        ho.put("kv", host.kv());
         try {
             return JSON.writeValueAsString(root);
         } catch (IOException e) {

@@ -88,7 +88,7 @@ public final class ContextHost implements AutoCloseable {
         if (device == Device.CUDA) {
             CudaProbe.requireAvailable("host.device cuda", "\"auto\" or \"cpu\"");
         }
-        this.kernel = AttentionKernels.open(device, threads);
+        this.kernel = AttentionKernels.open(device, threads, h.kvPrecision());
         this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
         this.modelId = ModelFingerprint.of(model, h.weights(), kernel.numerics());
         this.prefillPool = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(64),

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.hazelcast.config.Config;
 import com.hazelcast.config.JoinConfig;
+import io.github.starattention.kv.KvPrecision;
 import io.vertx.core.eventbus.EventBusOptions;
 import io.vertx.core.http.ClientAuth;
 import java.io.IOException;
@@ -106,6 +107,10 @@ class ClusterOptionsTest {
         assertThatThrownBy(() -> ClusterOptions.parse("{\"host\": {\"weights\": \"F16\"}}", dir))
                 .hasMessageContaining("host.weights");
         assertThat(ClusterOptions.parse("{\"host\": {\"weights\": \"bf16\"}}", dir).host().weights()).isEqualTo("BF16");
+        assertThat(ClusterOptions.parse("{\"host\": {\"kv\": \"BF16\"}}", dir).host().kvPrecision())
+                .isEqualTo(KvPrecision.BF16);
+        assertThatThrownBy(() -> ClusterOptions.parse("{\"host\": {\"kv\": \"fp8\"}}", dir))
+                .hasMessageContaining("host.kv must be f32 or bf16");
         assertThatThrownBy(() -> ClusterOptions.parse("{\"failover\": \"yes\"}", dir))
                 .hasMessageContaining("true or false");
         assertThatThrownBy(() -> ClusterOptions.parse("[1]", dir)).hasMessageContaining("JSON object");
