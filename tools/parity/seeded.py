@@ -9,7 +9,7 @@ import numpy as np
 
 M64 = (1 << 64) - 1
 SCALE_EMBED = 2.0 ** -3
-SCALE_LINEAR = 2.0 ** -5
+SCALE_LINEAR = 2.0 ** -4
 SCALE_BIAS = 2.0 ** -4
 SCALE_NORM = 2.0 ** -3
 

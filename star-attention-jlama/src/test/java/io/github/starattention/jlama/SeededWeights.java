@@ -23,7 +23,7 @@ import java.util.List;
 public final class SeededWeights {
 
     static final float SCALE_EMBED = 0x1p-3f;
-    static final float SCALE_LINEAR = 0x1p-5f;
+    static final float SCALE_LINEAR = 0x1p-4f;
     static final float SCALE_BIAS = 0x1p-4f;
     static final float SCALE_NORM = 0x1p-3f;
 
