@@ -29,9 +29,12 @@ public interface AttentionKernel extends AutoCloseable {
     /** Creates an empty KV store for this kernel. */
     KvStore createStore(KvLayout layout);
 
-    /** Whether the stores of {@link #createStore} live on the Java heap (and so count against {@code -Xmx}). */
-    default boolean heapStores() {
-        return false;
+    /**
+     * Bytes per K or V element of the stores {@link #createStore} keeps on the Java heap (and so against
+     * {@code -Xmx}); 0 when they live elsewhere (GPU memory).
+     */
+    default int heapBytesPerKvElement() {
+        return 0;
     }
 
     /**

@@ -127,8 +127,8 @@ public final class CpuAttentionKernel implements AttentionKernel {
     }
 
     @Override
-    public boolean heapStores() {
-        return true;
+    public int heapBytesPerKvElement() {
+        return precision.bytes();
     }
 
     @Override

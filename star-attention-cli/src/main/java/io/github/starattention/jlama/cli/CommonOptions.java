@@ -45,7 +45,6 @@ public final class CommonOptions {
     @Option(names = "--verbose", description = "Print stack traces and debug logs.")
     boolean verbose;
 
-    /** The model folder: {@code --model}, else the bundled model. */
     /** {@code --weights}: a {@link WeightFormat} by name, case-insensitive, with what to use instead of Q8. */
     static WeightFormat weightFormat(String value) {
         if (value.equalsIgnoreCase("Q8")) {
@@ -59,6 +58,7 @@ public final class CommonOptions {
         }
     }
 
+    /** The model folder: {@code --model}, else the bundled model. */
     public Path modelDir() {
         if (model != null) {
             return model;

@@ -270,20 +270,21 @@ public final class ContextEncoder {
     }
 
     /**
-     * Fails before phase 1 when the KV of {@code blocks} (fp32, with the anchor's and the query's slack) would not fit
-     * the Java heap a CPU kernel keeps it on. Garbage is collected once before refusing.
+     * Fails before phase 1 when the KV of {@code blocks} (in the kernel's element type, with the anchor's and the
+     * query's slack) would not fit the Java heap a CPU kernel keeps it on. Garbage is collected once before refusing.
      *
      * @throws NotEnoughMemoryException naming the bytes needed and free and what to change
      */
     void requireMemory(BlockPlan plan, List<Block> blocks) {
-        if (!kernel.heapStores() || blocks.isEmpty()) {
+        int elementBytes = kernel.heapBytesPerKvElement();
+        if (elementBytes == 0 || blocks.isEmpty()) {
             return;
         }
         long tokens = QUERY_SLACK + (plan.blockCount() > 1 ? plan.effectiveAnchor() : 0);
         for (Block b : blocks) {
             tokens += b.length();
         }
-        long needed = tokens * layout.bytesPerToken();
+        long needed = tokens * 2L * layout.layers() * layout.rowLength() * elementBytes;
         Runtime rt = Runtime.getRuntime();
         long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
         if (needed > free) {
@@ -292,9 +293,9 @@ public final class ContextEncoder {
         }
         if (needed > free) {
             throw new NotEnoughMemoryException(String.format("this prefill needs about %s for the KV cache of %,d "
-                    + "tokens (%d layers x %d KV heads x %d x K and V x fp32) but the JVM has %s free of %s "
+                    + "tokens (%d layers x %d KV heads x %d x K and V x %d bytes) but the JVM has %s free of %s "
                     + "(-Xmx): raise -Xmx, shorten the context or spread its blocks over more hosts",
-                    gib(needed), tokens, layout.layers(), layout.kvHeads(), layout.headDim(), gib(free),
+                    gib(needed), tokens, layout.layers(), layout.kvHeads(), layout.headDim(), elementBytes, gib(free),
                     gib(rt.maxMemory())), needed, free);
         }
     }
