@@ -28,7 +28,7 @@ public final class LocalEngine implements StarAttentionEngine {
         this.model = Objects.requireNonNull(model, "model");
         this.options = Objects.requireNonNull(options, "options");
         this.kernel = AttentionKernels.open(options.device(), options.threads(), options.kvPrecision());
-        this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
+        this.encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
     }
 
     /** An engine running {@code model} with {@code options} (its kernel is opened now and closed with the engine). */

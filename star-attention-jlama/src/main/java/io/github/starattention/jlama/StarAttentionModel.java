@@ -4,24 +4,24 @@ import com.github.tjake.jlama.safetensors.prompt.PromptSupport;
 import com.github.tjake.jlama.util.PhysicalCoreExecutor;
 import io.github.starattention.jlama.model.HfTokenizer;
 import io.github.starattention.jlama.model.ModelFolder;
-import io.github.starattention.jlama.model.StarLlamaModel;
+import io.github.starattention.jlama.model.Decoder;
 import io.github.starattention.jlama.model.WeightFormat;
-import io.github.starattention.rope.RotaryEmbedding;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A Jlama model (Llama, Qwen2, Mistral families) whose attention is replaced by the Star Attention backend.
- * Jlama loads the weights, renders the chat template and runs projections, MLP and sampling math; Hugging Face
- * tokenizers ({@link HfTokenizer}) turns text into ids; this project owns attention, positions and the KV cache.
- * Thread-safe; one instance serves many engines.
+ * A Llama-family model (Llama, Qwen2, Mistral) run by our {@link Decoder}: Jlama parses the config, reads the
+ * safetensors and renders the chat template; Hugging Face tokenizers ({@link HfTokenizer}) turns text into ids; the
+ * forward pass, its matrix products, attention, positions and the KV cache are ours. Thread-safe; one instance
+ * serves many engines.
  */
 public final class StarAttentionModel implements AutoCloseable {
 
@@ -31,20 +31,20 @@ public final class StarAttentionModel implements AutoCloseable {
     private static final String OTHER_QUESTION = "\uE000";
 
     private final ModelFolder folder;
-    private final StarLlamaModel jlama;
-    private final RotaryEmbedding rope;
+    private final Decoder decoder;
+    private final Optional<PromptSupport> prompts;
     private final HfTokenizer tokenizer;
     private final Set<Integer> eosTokens;
 
-    private StarAttentionModel(ModelFolder folder, StarLlamaModel jlama, HfTokenizer tokenizer) {
+    private StarAttentionModel(ModelFolder folder, Decoder decoder, HfTokenizer tokenizer) {
         this.folder = folder;
-        this.jlama = jlama;
-        this.rope = folder.rotaryEmbedding();
+        this.decoder = decoder;
+        this.prompts = folder.promptSupport();
         this.tokenizer = tokenizer;
-        this.eosTokens = Set.copyOf(new HashSet<>(jlama.getConfig().eosTokens));
+        this.eosTokens = Set.copyOf(new HashSet<>(decoder.config().eosTokens));
     }
 
-    /** Loads {@code dir} with fp32 weights and Jlama's default thread count. */
+    /** Loads {@code dir} with fp32 weights and a thread per available processor. */
     public static StarAttentionModel load(Path dir) {
         return load(dir, WeightFormat.F32, 0);
     }
@@ -53,32 +53,37 @@ public final class StarAttentionModel implements AutoCloseable {
      * Loads the model folder {@code dir} ({@code config.json}, safetensors, {@code tokenizer.json}).
      *
      * @param format number format of the weights in memory
-     * @param threads threads of Jlama's process-wide matrix-product pool, 0 for its default; it can be set only before
-     *     the first model runs in this JVM
+     * @param threads threads of the matrix products, 0 for one per available processor
      * @throws IllegalArgumentException with a clear message for a missing folder, missing files or an unsupported
      *     {@code model_type}
      */
     public static StarAttentionModel load(Path dir, WeightFormat format, int threads) {
         Objects.requireNonNull(dir, "dir");
         ModelFolder folder = ModelFolder.open(dir);
-        if (threads > 0) {
-            configureThreads(threads);
-        }
         long t0 = System.nanoTime();
         HfTokenizer tokenizer = HfTokenizer.open(dir);
-        StarLlamaModel jlama;
+        Decoder decoder;
         try {
-            jlama = folder.loadStar(format);
+            decoder = folder.loadDecoder(format, threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
         } catch (RuntimeException | Error e) {
             tokenizer.close();
             throw e;
         }
-        log.info("loaded {} ({}, {} layers, {} weights) in {} ms", dir, folder.modelType(),
-                jlama.getConfig().numberOfLayers, format, (System.nanoTime() - t0) / 1_000_000);
-        return new StarAttentionModel(folder, jlama, tokenizer);
+        log.info("loaded {} ({}, {} layers, {} weights, {} MiB) in {} ms", dir, folder.modelType(),
+                decoder.config().numberOfLayers, format, decoder.weightBytes() >> 20, (System.nanoTime() - t0) / 1_000_000);
+        try {
+            return new StarAttentionModel(folder, decoder, tokenizer);
+        } catch (RuntimeException | Error e) {
+            decoder.close();
+            tokenizer.close();
+            throw e;
+        }
     }
 
-    /** Sets Jlama's matrix-product thread pool size if it has not started yet (it is process-wide). */
+    /**
+     * Sets stock Jlama's process-wide matrix-product pool size if it has not started yet (for baselines run in the
+     * same JVM; our decoder has its own workers).
+     */
     public static void configureThreads(int threads) {
         try {
             PhysicalCoreExecutor.overrideThreadCount(threads);
@@ -107,7 +112,7 @@ public final class StarAttentionModel implements AutoCloseable {
 
     /** Beginning-of-sequence token id. */
     public int bosToken() {
-        return jlama.getConfig().bosToken;
+        return decoder.config().bosToken;
     }
 
     /** Tokens of {@code text}, no special tokens added (special tokens written in the text are single tokens). */
@@ -135,7 +140,7 @@ public final class StarAttentionModel implements AutoCloseable {
         if (messages.isEmpty() || !messages.getLast().role().equals("user")) {
             throw new IllegalArgumentException("the last message must be a user turn (the question)");
         }
-        PromptSupport prompts = jlama.promptSupport().orElseThrow(() ->
+        PromptSupport prompts = this.prompts.orElseThrow(() ->
                 new IllegalArgumentException("model " + directory() + " has no chat template (tokenizer_config.json)"));
         String full = render(prompts, messages, true);
         int boundary = contextEnd(prompts, messages, full);
@@ -194,20 +199,15 @@ public final class StarAttentionModel implements AutoCloseable {
         return b.build().getPrompt();
     }
 
-    /** The Jlama model with Star Attention layers (for engines). */
-    public StarLlamaModel jlama() {
-        return jlama;
-    }
-
-    /** The rotary embedding from {@code config.json}. */
-    public RotaryEmbedding rotaryEmbedding() {
-        return rope;
+    /** The forward pass (for engines). */
+    public Decoder decoder() {
+        return decoder;
     }
 
     @Override
     public void close() {
         try {
-            jlama.close();
+            decoder.close();
         } finally {
             tokenizer.close();
         }

@@ -38,7 +38,7 @@ class EngineEquivalenceIT {
     static void setUp() {
         model = TestData.model();
         kernel = AttentionKernels.open(Device.CPU, 2);
-        encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
+        encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
         examples = TestData.devSet().values().stream().filter(e -> e.get("length").asInt() == 1024).toList();
     }
 

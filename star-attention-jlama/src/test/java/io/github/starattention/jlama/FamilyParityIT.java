@@ -85,8 +85,7 @@ class FamilyParityIT {
         BlockPlan plan = mode == Mode.GLOBAL ? BlockPlan.global(ctx.length)
                 : BlockPlan.builder(ctx.length).blockSize(block).anchorSize(block).build();
         try (AttentionKernel kernel = AttentionKernels.open(Device.CPU, 2)) {
-            ContextEncoder encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(),
-                    ContextEncoder.DEFAULT_CHUNK);
+            ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
             List<KvStore> stores = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { });
             try {
                 return encoder.append(query, ContextEncoder.range(ctx.length, ctx.length + query.length),

@@ -32,7 +32,8 @@ class FamilyWeightFormatsIT {
         for (String family : Families.ALL) {
             cases.add(Arguments.of(family, WeightFormat.BF16, 0.9999));
             cases.add(Arguments.of(family, WeightFormat.AS_STORED, 0.999));
-            cases.add(Arguments.of(family, WeightFormat.Q4, 0.99));
+            cases.add(Arguments.of(family, WeightFormat.Q8, 0.999));
+            cases.add(Arguments.of(family, WeightFormat.Q4, 0.95));
         }
         return cases;
     }

@@ -40,7 +40,7 @@ class ModelFamiliesIT {
         tokens[0] = 1;
         float[] mine;
         try (AttentionKernel kernel = AttentionKernels.open(Device.CPU, 2)) {
-            ContextEncoder encoder = new ContextEncoder(ours.jlama(), kernel, ours.rotaryEmbedding(), 128);
+            ContextEncoder encoder = new ContextEncoder(ours.decoder(), kernel, 128);
             BlockPlan plan = BlockPlan.global(tokens.length - 1);
             List<KvStore> stores = encoder.encodeBlocks(plan, java.util.Arrays.copyOf(tokens, tokens.length - 1), plan.blocks(), false, n -> { });
             mine = encoder.append(new int[] {tokens[tokens.length - 1]}, new int[] {tokens.length - 1}, stores.getLast(),

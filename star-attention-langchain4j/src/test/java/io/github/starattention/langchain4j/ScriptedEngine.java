@@ -111,7 +111,7 @@ final class ScriptedEngine implements StarAttentionEngine {
             }
             options.add(opts);
             int[] body = model.encode(answer.apply(model.decode(context)));
-            int vocab = model.jlama().getConfig().vocabularySize;
+            int vocab = model.decoder().config().vocabularySize;
             int eos = model.eosTokens().iterator().next();
             int[] step = {0};
             return new GenerationLoop(model.eosTokens(), model::decode).run(queryTokens, context.length, opts,

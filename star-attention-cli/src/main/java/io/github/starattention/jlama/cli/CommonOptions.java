@@ -38,23 +38,19 @@ public final class CommonOptions {
     @Option(names = "--threads", paramLabel = "N", description = "Worker threads (default: all cores).")
     Integer threads;
 
-    @Option(names = "--weights", paramLabel = "F32|BF16|AS_STORED|Q4", defaultValue = "F32",
-            description = "Weights in memory: F32 (exact), BF16, AS_STORED or Q4. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--weights", paramLabel = "F32|BF16|AS_STORED|Q8|Q4", defaultValue = "F32",
+            description = "Weights in memory: F32 (exact), BF16, AS_STORED, Q8 or Q4. Default: ${DEFAULT-VALUE}.")
     WeightFormat weights;
 
     @Option(names = "--verbose", description = "Print stack traces and debug logs.")
     boolean verbose;
 
-    /** {@code --weights}: a {@link WeightFormat} by name, case-insensitive, with what to use instead of Q8. */
+    /** {@code --weights}: a {@link WeightFormat} by name, case-insensitive. */
     static WeightFormat weightFormat(String value) {
-        if (value.equalsIgnoreCase("Q8")) {
-            throw new CommandLine.TypeConversionException("Q8 is not available: Jlama 0.8.4 has no product of 8-bit "
-                    + "weights with fp32 activations; use Q4 (smaller) or BF16 (closer to F32)");
-        }
         try {
             return WeightFormat.valueOf(value.toUpperCase(java.util.Locale.ROOT));
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.TypeConversionException("expected F32, BF16, AS_STORED or Q4, got '" + value + "'");
+            throw new CommandLine.TypeConversionException("expected F32, BF16, AS_STORED, Q8 or Q4, got '" + value + "'");
         }
     }
 

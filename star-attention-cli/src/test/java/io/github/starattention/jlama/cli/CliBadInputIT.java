@@ -102,8 +102,7 @@ class CliBadInputIT {
 
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
-            "--weights Q8          | Q8 is not available: Jlama 0.8.4 has no product of 8-bit weights",
-            "--weights Q5          | expected F32, BF16, AS_STORED or Q4, got 'Q5'",
+            "--weights Q5          | expected F32, BF16, AS_STORED, Q8 or Q4, got 'Q5'",
             "--kv fp8              | --kv must be f32 or bf16, got 'fp8'"})
     void numberFormatsThatDoNotExistHereAreRefused(String flags, String expected) throws IOException {
         List<String> args = new ArrayList<>(List.of("ask", "--model",

@@ -277,7 +277,7 @@ public final class ClusterContextSession implements ContextSession {
             } finally {
                 last.rollback(mark);
                 lastTraffic = new Traffic(sent.sum() - s0, received.sum() - r0, tokens.sum(),
-                        model.jlama().getConfig().numberOfLayers, requests.sum() - q0);
+                        model.decoder().config().numberOfLayers, requests.sum() - q0);
                 lastUsed = System.nanoTime();
                 generating = false;
             }

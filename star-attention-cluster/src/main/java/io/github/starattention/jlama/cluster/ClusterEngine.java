@@ -76,7 +76,7 @@ public final class ClusterEngine implements StarAttentionEngine {
         }
         this.maxHosts = maxHosts;
         this.kernel = AttentionKernels.open(options.device(), options.threads(), options.kvPrecision());
-        this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
+        this.encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
         this.modelId = ModelFingerprint.of(model, cluster.host().weights(), kernel.numerics());
         AtomicInteger n = new AtomicInteger();
         this.background = Executors.newCachedThreadPool(r -> {

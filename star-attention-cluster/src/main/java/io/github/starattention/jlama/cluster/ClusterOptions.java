@@ -162,7 +162,7 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
      *
      * @param model model folder, {@code null} for the bundled model
      * @param threads worker threads, 0 for all cores
-     * @param weights weight format in memory ({@code F32}, {@code BF16}, {@code AS_STORED}, {@code Q4}); part of the model
+     * @param weights weight format in memory ({@code F32}, {@code BF16}, {@code AS_STORED}, {@code Q8}, {@code Q4}); part of the model
      *     fingerprint, so hosts and the query host must agree
      * @param device attention kernels ({@code cpu}, {@code cuda}, {@code auto})
      * @param maxSessions contexts a host holds at once; more are refused
@@ -181,8 +181,8 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
                 throw new IllegalArgumentException("host.threads must be >= 0 (0 = all cores), got " + threads);
             }
             weights = Objects.requireNonNullElse(weights, "F32").toUpperCase(Locale.ROOT);
-            if (!Set.of("F32", "BF16", "AS_STORED", "Q4").contains(weights)) {
-                throw new IllegalArgumentException("host.weights must be F32, BF16, AS_STORED or Q4, got '" + weights
+            if (!Set.of("F32", "BF16", "AS_STORED", "Q8", "Q4").contains(weights)) {
+                throw new IllegalArgumentException("host.weights must be F32, BF16, AS_STORED, Q8 or Q4, got '" + weights
                         + "'");
             }
             device = Objects.requireNonNullElse(device, "cpu").toLowerCase(Locale.ROOT);

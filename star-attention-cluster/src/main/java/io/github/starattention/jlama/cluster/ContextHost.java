@@ -89,7 +89,7 @@ public final class ContextHost implements AutoCloseable {
             CudaProbe.requireAvailable("host.device cuda", "\"auto\" or \"cpu\"");
         }
         this.kernel = AttentionKernels.open(device, threads, h.kvPrecision());
-        this.encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), ContextEncoder.DEFAULT_CHUNK);
+        this.encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
         this.modelId = ModelFingerprint.of(model, h.weights(), kernel.numerics());
         this.prefillPool = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(64),
                 daemon("sa-host-prefill"));
@@ -240,7 +240,7 @@ public final class ContextHost implements AutoCloseable {
             if (blocks.isEmpty()) {
                 throw new IllegalArgumentException("no blocks to encode");
             }
-            int vocab = model.jlama().getConfig().vocabularySize;
+            int vocab = model.decoder().config().vocabularySize;
             for (int t : p.tokens()) {
                 if (t < 0 || t >= vocab) {
                     throw new IllegalArgumentException("token id " + t + " is outside the vocabulary [0, " + vocab + ")");
@@ -366,7 +366,7 @@ public final class ContextHost implements AutoCloseable {
             msg.fail(FULL, "host is shutting down");
             return;
         }
-        var c = model.jlama().getConfig();
+        var c = model.decoder().config();
         AnchorSource created = new AnchorSource(layers());
         AnchorSource source = anchors.putIfAbsent(r.session(), created);
         if (source == null) {
@@ -390,7 +390,7 @@ public final class ContextHost implements AutoCloseable {
     }
 
     private int layers() {
-        return model.jlama().getConfig().numberOfLayers;
+        return model.decoder().config().numberOfLayers;
     }
 
     private void attend(Message<Object> msg, WireMessage.AttendRequest a) {
@@ -401,7 +401,7 @@ public final class ContextHost implements AutoCloseable {
                     + " (released after being idle, or never prefilled here)");
             return;
         }
-        var c = model.jlama().getConfig();
+        var c = model.decoder().config();
         AttentionQuery q = a.query();
         if (a.layer() >= c.numberOfLayers || q.heads() != c.numberOfHeads || q.headDim() != c.headSize) {
             msg.fail(BAD_REQUEST, "query for layer " + a.layer() + " with " + q.heads() + " heads x " + q.headDim()

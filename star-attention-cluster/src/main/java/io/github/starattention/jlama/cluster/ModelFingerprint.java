@@ -29,7 +29,7 @@ final class ModelFingerprint {
      * @param numerics the attention kernel's {@link io.github.starattention.attention.AttentionKernel#numerics()}
      */
     static String of(StarAttentionModel model, String weights, String numerics) {
-        Config c = model.jlama().getConfig();
+        Config c = model.decoder().config();
         Path dir = model.directory();
         try {
             MessageDigest sha = MessageDigest.getInstance("SHA-256");

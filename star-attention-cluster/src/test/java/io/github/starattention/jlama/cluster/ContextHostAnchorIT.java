@@ -67,7 +67,7 @@ class ContextHostAnchorIT {
     void anchorRequestsBeforeThePrefillAreAnsweredWithBlockZerosAnchor() throws Exception {
         int[] tokens = Arrays.copyOf(ClusterFixture.context("niah_single-1024-0"), CONTEXT);
         UUID session = UUID.randomUUID();
-        int layers = ClusterFixture.model().jlama().getConfig().numberOfLayers;
+        int layers = ClusterFixture.model().decoder().config().numberOfLayers;
         List<CompletableFuture<WireMessage>> asked = new ArrayList<>();
         for (int l = 0; l < layers; l++) {
             asked.add(client.request(host.nodeId(), "host-a", new WireMessage.AnchorRequest(session, l), 60_000 * SCALE));
@@ -80,13 +80,12 @@ class ContextHostAnchorIT {
         Map<Integer, AnchorExchange.Layer> expected = new ConcurrentHashMap<>();
         var model = ClusterFixture.model();
         try (AttentionKernel kernel = AttentionKernels.open(Device.CPU, 1)) {
-            ContextEncoder encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(),
-                    ContextEncoder.DEFAULT_CHUNK);
+            ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
             BlockPlan plan = BlockPlan.builder(CONTEXT).blockSize(BLOCK).anchorSize(ANCHOR).hosts(2).build();
             encoder.encodeBlocks(plan, tokens, plan.blocks().subList(0, 1), false,
                     new AnchorExchange(null, kv -> expected.put(kv.layer(), kv)), n -> { }).forEach(KvStore::close);
         }
-        var c = model.jlama().getConfig();
+        var c = model.decoder().config();
         for (int l = 0; l < layers; l++) {
             WireMessage.AnchorReply r = (WireMessage.AnchorReply) asked.get(l).get(30 * SCALE, TimeUnit.SECONDS);
             assertThat(r.layer()).isEqualTo(l);
@@ -152,7 +151,7 @@ class ContextHostAnchorIT {
 
     @Test
     void aLayerTheModelDoesNotHaveIsRefused() {
-        int layers = ClusterFixture.model().jlama().getConfig().numberOfLayers;
+        int layers = ClusterFixture.model().decoder().config().numberOfLayers;
         CompletableFuture<WireMessage> f = client.request(host.nodeId(), "host-a",
                 new WireMessage.AnchorRequest(UUID.randomUUID(), layers), 30_000 * SCALE);
         assertThatThrownBy(() -> f.get(60 * SCALE, TimeUnit.SECONDS)).cause().isInstanceOf(HostFailureException.class)

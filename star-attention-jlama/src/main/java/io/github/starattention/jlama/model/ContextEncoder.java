@@ -1,27 +1,22 @@
 package io.github.starattention.jlama.model;
 
-import com.github.tjake.jlama.tensor.AbstractTensor;
 import io.github.starattention.attention.AttentionKernel;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
 import io.github.starattention.plan.BlockPlan;
-import io.github.starattention.rope.RotaryEmbedding;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.CancellationException;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.function.Consumer;
 import java.util.function.IntConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Forward passes of a {@link StarLlamaModel} over our KV stores: phase 1 (anchored blockwise context encoding) and
- * the steps of phase 2. Thread-safe: every call works on the stores it is given, and passes over the shared model
- * take turns chunk by chunk (see {@link StarLlamaModel}).
+ * Star Attention's two phases as {@link Decoder} passes over our KV stores: phase 1 ({@link #encodeBlocks}, anchored
+ * blockwise context encoding) and the steps of phase 2 ({@link #append} with every partition as a source). Thread-safe:
+ * every call works on the stores it is given, and passes share only the read-only decoder.
  *
  * <p>Long inputs are cut into chunks of {@link #chunkSize()} tokens; each chunk runs through all layers before the
  * next, attending to the chunks before it (their KV is already in the store) and causally to itself.
@@ -36,17 +31,15 @@ public final class ContextEncoder {
     /** Slots reserved beyond the last block for query and answer tokens, so a first question does not regrow it. */
     static final int QUERY_SLACK = 512;
 
-    private final StarLlamaModel model;
+    private final Decoder model;
     private final AttentionKernel kernel;
-    private final RotaryEmbedding rope;
     private final KvLayout layout;
     private final int chunkSize;
 
-    public ContextEncoder(StarLlamaModel model, AttentionKernel kernel, RotaryEmbedding rope, int chunkSize) {
+    public ContextEncoder(Decoder model, AttentionKernel kernel, int chunkSize) {
         this.model = model;
         this.kernel = kernel;
-        this.rope = rope;
-        var c = model.getConfig();
+        var c = model.config();
         this.layout = new KvLayout(c.numberOfLayers, c.numberOfKeyValueHeads, c.headSize, 0);
         this.chunkSize = chunkSize;
     }
@@ -70,12 +63,12 @@ public final class ContextEncoder {
      * each chunk. Returns the logits of the last token when {@code wantLogits}, else {@code null}.
      */
     public float[] append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
-                          AttentionCall.RemotePartitions remote, boolean wantLogits, IntConsumer progress) {
+                          RemotePartitions remote, boolean wantLogits, IntConsumer progress) {
         return append(tokens, positions, target, prefix, remote, wantLogits, progress, null);
     }
 
     private float[] append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
-                           AttentionCall.RemotePartitions remote, boolean wantLogits, IntConsumer progress,
+                           RemotePartitions remote, boolean wantLogits, IntConsumer progress,
                            ChunkHooks hooks) {
         List<KvStore> sources = new ArrayList<>(prefix);
         sources.add(target);
@@ -84,17 +77,17 @@ public final class ContextEncoder {
             int to = Math.min(tokens.length, from + chunkSize);
             int[] pos = Arrays.copyOfRange(positions, from, to);
             int first = target.reserve(pos);
-            AttentionCall call = new AttentionCall(kernel, rope, pos, target, first, sources, remote,
+            ChunkAttention call = new ChunkAttention(kernel, pos, target, first, sources, remote,
                     hooks == null ? null : hooks.forChunk(from));
             boolean last = wantLogits && to == tokens.length;
-            logits = forward(Arrays.copyOfRange(tokens, from, to), call, last);
+            logits = model.forward(Arrays.copyOfRange(tokens, from, to), call, last);
             progress.accept(to);
         }
         return logits;
     }
 
     /**
-     * {@link #append} with the chunks run layer by layer ({@link StarLlamaModel#forwardLayerMajor}): the same KV, but
+     * {@link #append} with the chunks run layer by layer ({@link Decoder#forwardLayerMajor}): the same KV, but
      * each layer is done for every chunk before the next starts, so a layer's input from elsewhere is needed only
      * then, and a layer's output is complete early.
      */
@@ -104,29 +97,23 @@ public final class ContextEncoder {
         sources.add(target);
         int n = (tokens.length + chunkSize - 1) / chunkSize;
         int[][] chunks = new int[n][];
-        AttentionCall[] calls = new AttentionCall[n];
+        ChunkAttention[] calls = new ChunkAttention[n];
         for (int i = 0; i < n; i++) {
             int from = i * chunkSize;
             int to = Math.min(tokens.length, from + chunkSize);
             int[] pos = Arrays.copyOfRange(positions, from, to);
             // later chunks' slots are reserved before earlier chunks attend: their positions are higher, so unseen
-            calls[i] = new AttentionCall(kernel, rope, pos, target, target.reserve(pos), sources, null, hooks.forChunk(from));
+            calls[i] = new ChunkAttention(kernel, pos, target, target.reserve(pos), sources, null, hooks.forChunk(from));
             chunks[i] = Arrays.copyOfRange(tokens, from, to);
         }
         int layers = layout.layers();
         model.forwardLayerMajor(chunks, calls, layer -> progress.accept((int) ((long) tokens.length * (layer + 1) / layers)));
     }
 
-    /** The {@link AttentionCall.LayerHook} of the chunk starting at token {@code from} of an append. */
+    /** The {@link ChunkAttention.LayerHook} of the chunk starting at token {@code from} of an append. */
     @FunctionalInterface
     private interface ChunkHooks {
-        AttentionCall.LayerHook forChunk(int from);
-    }
-
-    private float[] forward(int[] chunk, AttentionCall call, boolean wantLogits) {
-        try (AbstractTensor hidden = model.forward(chunk, call)) {
-            return wantLogits ? model.logits(hidden, chunk.length - 1) : null;
-        }
+        ChunkAttention.LayerHook forChunk(int from);
     }
 
     /**
@@ -146,7 +133,7 @@ public final class ContextEncoder {
      * <p>When the plan has several blocks, block 0 is chunked as the anchor is, up to {@code a} and then on from
      * there: the anchor's KV is then the same, bit for bit, whether copied from block 0, encoded again, or received
      * from the host that encodes block 0. That host encodes the anchor's chunks layer by layer, and a host receiving
-     * it encodes its block layer by layer ({@link StarLlamaModel#forwardLayerMajor}), so it waits for the anchor
+     * it encodes its block layer by layer ({@link Decoder#forwardLayerMajor}), so it waits for the anchor
      * about one layer's time, not the anchor's whole encoding.
      *
      * @param context all context tokens (BOS first)
@@ -160,7 +147,7 @@ public final class ContextEncoder {
         requireMemory(plan, blocks);
         List<KvStore> stores = new ArrayList<>(blocks.size());
         KvStore anchor = null;
-        RemoteAnchor remoteAnchor = null;
+        AnchorReceiver remoteAnchor = null;
         int done = 0;
         try {
             int a = plan.blockCount() > 1 ? plan.effectiveAnchor() : 0;
@@ -179,8 +166,8 @@ public final class ContextEncoder {
                         if (!recomputeAnchor && !stores.isEmpty() && blocks.getFirst().index() == 0) {
                             anchor = prefixCopy(stores.getFirst(), a);
                         } else if (exchange.feed() != null) {
-                            remoteAnchor = new RemoteAnchor(exchange.feed(), a);
-                            anchor = remoteAnchor.store;
+                            remoteAnchor = new AnchorReceiver(exchange.feed(), newStore(a), layout, a);
+                            anchor = remoteAnchor.store();
                         } else {
                             anchor = encodeAnchor(context, a);
                         }
@@ -214,7 +201,7 @@ public final class ContextEncoder {
         return stores;
     }
 
-    private KvStore encodeBlock(Block block, int slack, int[] context, List<KvStore> prefix, RemoteAnchor gate,
+    private KvStore encodeBlock(Block block, int slack, int[] context, List<KvStore> prefix, AnchorReceiver gate,
                                 IntConsumer progress) {
         int[] tokens = Arrays.copyOfRange(context, block.start(), block.end());
         int[] positions = range(block.start(), block.end());
@@ -265,7 +252,7 @@ public final class ContextEncoder {
         if (sink == null) {
             append(tokens, range(0, a), target, List.of(), null, false, progress, null);
         } else {
-            appendLayerMajor(tokens, range(0, a), target, List.of(), new AnchorCollector(a, sink)::forChunk, progress);
+            appendLayerMajor(tokens, range(0, a), target, List.of(), new AnchorPublisher(a, layout, sink)::forChunk, progress);
         }
     }
 
@@ -315,104 +302,5 @@ public final class ContextEncoder {
         KvStore anchor = newStore(a);
         anchor.appendFrom(block0, 0, a);
         return anchor;
-    }
-
-    /**
-     * The anchor of a block whose host does not encode block 0: a store of the anchor's slots, each layer filled from
-     * the feed when the block's first chunk is about to attend at that layer. All layers are asked for at once, so
-     * they arrive while the block's earlier layers are computed. Waiting steps aside from the model (other passes
-     * run meanwhile), as a wait for remote partials does.
-     */
-    private final class RemoteAnchor implements AttentionCall.LayerHook {
-
-        final KvStore store;
-        private final int tokens;
-        private final List<CompletableFuture<AnchorExchange.Layer>> layers;
-        private final boolean[] filled;
-
-        RemoteAnchor(AnchorExchange.Feed feed, int tokens) {
-            this.tokens = tokens;
-            this.store = newStore(tokens);
-            store.reserve(range(0, tokens));
-            this.layers = new ArrayList<>(layout.layers());
-            for (int l = 0; l < layout.layers(); l++) {
-                layers.add(feed.layer(l));
-            }
-            this.filled = new boolean[layout.layers()];
-        }
-
-        @Override
-        public void beforeAttention(int layer) {
-            if (filled[layer]) {
-                return;
-            }
-            AnchorExchange.Layer kv;
-            try {
-                kv = model.awaitRemote(layers.get(layer));
-            } catch (CompletionException | CancellationException e) {
-                throw new AnchorUnavailableException(layer, e.getCause() != null ? e.getCause() : e);
-            }
-            int floats = tokens * layout.kvHeads() * layout.headDim();
-            if (kv.layer() != layer || kv.tokens() != tokens || kv.k().length != floats) {
-                throw new AnchorUnavailableException(layer, new IllegalStateException("received layer " + kv.layer()
-                        + " of " + kv.tokens() + " tokens (" + kv.k().length + " floats), expected layer " + layer
-                        + " of " + tokens + " tokens (" + floats + " floats)"));
-            }
-            store.put(layer, 0, kv.k(), kv.v(), 0, tokens);
-            filled[layer] = true;
-        }
-    }
-
-    /** Gathers the anchor's K/V rows chunk by chunk and hands each layer to the sink once all its rows are in. */
-    private final class AnchorCollector {
-
-        private final int tokens;
-        private final int rowFloats = layout.kvHeads() * layout.headDim();
-        private final Consumer<AnchorExchange.Layer> sink;
-        private final float[][] keys = new float[layout.layers()][];
-        private final float[][] values = new float[layout.layers()][];
-        private final int[] rows = new int[layout.layers()];
-
-        AnchorCollector(int tokens, Consumer<AnchorExchange.Layer> sink) {
-            this.tokens = tokens;
-            this.sink = sink;
-        }
-
-        AttentionCall.LayerHook forChunk(int from) {
-            return new AttentionCall.LayerHook() {
-                @Override
-                public void stored(int layer, float[] k, float[] v, int n) {
-                    collect(layer, from, k, v, n);
-                }
-            };
-        }
-
-        private void collect(int layer, int from, float[] k, float[] v, int n) {
-            if (from == 0 && n == tokens) {
-                publish(new AnchorExchange.Layer(layer, tokens, k, v)); // the whole anchor in one chunk: no copy
-                return;
-            }
-            if (keys[layer] == null) {
-                keys[layer] = new float[tokens * rowFloats];
-                values[layer] = new float[tokens * rowFloats];
-            }
-            System.arraycopy(k, 0, keys[layer], from * rowFloats, n * rowFloats);
-            System.arraycopy(v, 0, values[layer], from * rowFloats, n * rowFloats);
-            rows[layer] += n;
-            if (rows[layer] == tokens) {
-                publish(new AnchorExchange.Layer(layer, tokens, keys[layer], values[layer]));
-                keys[layer] = null;
-                values[layer] = null;
-            }
-        }
-
-        private void publish(AnchorExchange.Layer kv) {
-            try {
-                sink.accept(kv);
-            } catch (RuntimeException e) {
-                log.warn("the anchor's layer {} could not be published (the other hosts will encode it): {}",
-                        kv.layer(), e.toString());
-            }
-        }
     }
 }

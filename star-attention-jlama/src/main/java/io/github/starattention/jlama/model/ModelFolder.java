@@ -8,7 +8,9 @@ import com.github.tjake.jlama.safetensors.Config;
 import com.github.tjake.jlama.safetensors.DType;
 import com.github.tjake.jlama.safetensors.SafeTensorSupport;
 import com.github.tjake.jlama.safetensors.WeightLoader;
+import com.github.tjake.jlama.safetensors.prompt.PromptSupport;
 import com.github.tjake.jlama.safetensors.tokenizer.Tokenizer;
+import io.github.starattention.linear.CpuLinearKernel;
 import io.github.starattention.rope.RopeScaling;
 import io.github.starattention.rope.RotaryEmbedding;
 import java.io.IOException;
@@ -29,7 +31,7 @@ import java.util.stream.Stream;
  */
 public final class ModelFolder {
 
-    /** {@code model_type}s whose blocks {@link StarLlamaModel} builds. */
+    /** {@code model_type}s {@link Decoder} runs. */
     public static final Set<String> SUPPORTED_TYPES = Set.of("llama", "mistral", "qwen2");
 
     private final Path dir;
@@ -134,32 +136,60 @@ public final class ModelFolder {
         };
     }
 
-    /** Loads the model with Star Attention layers. */
-    public StarLlamaModel loadStar(WeightFormat format) {
-        return (StarLlamaModel) load(format, true);
+    /**
+     * Loads our decoder: Jlama parses {@code config.json} and reads the safetensors, the weights are converted to
+     * {@code format}, and the products run on {@code threads} CPU workers.
+     */
+    public Decoder loadDecoder(WeightFormat format, int threads) {
+        try {
+            Config c = config();
+            try (WeightLoader weights = SafeTensorSupport.loadWeights(dir.toFile())) {
+                DecoderWeights w = DecoderWeights.load(weights, c, format);
+                return new Decoder(c, w, new CpuLinearKernel(threads), rotaryEmbedding());
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot load model from " + dir, e);
+        } catch (UncheckedIOException | IllegalArgumentException | IllegalStateException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot load model from " + dir + ": " + e, e);
+        }
     }
 
-    /** Loads stock Jlama's model (its own attention and KV cache) with the same number formats. */
+    /** The chat template of {@code tokenizer_config.json}, rendered by Jlama, if the model has one. */
+    public Optional<PromptSupport> promptSupport() {
+        try {
+            ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
+            return type.tokenizerClass.getConstructor(Path.class).newInstance(dir).promptSupport();
+        } catch (InvocationTargetException e) {
+            throw e.getCause() instanceof RuntimeException re ? re
+                    : new IllegalStateException("cannot read the chat template of " + dir + ": " + e.getCause(), e);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir, e);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot read the chat template of " + dir + ": " + e, e);
+        }
+    }
+
+    private Config config() throws IOException {
+        ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
+        return com.github.tjake.jlama.util.JsonSupport.om.readValue(dir.resolve("config.json").toFile(), type.configClass);
+    }
+
+    /** Loads stock Jlama's model (its own attention and KV cache) with the same number formats: the baseline. */
     public AbstractModel loadStock(WeightFormat format) {
-        return load(format, false);
-    }
-
-    private AbstractModel load(WeightFormat format, boolean star) {
         JlamaOperations.select(); // before Jlama computes anything: its native F32 GEMM is wrong for some shapes
         try {
             ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
-            Config c = com.github.tjake.jlama.util.JsonSupport.om.readValue(dir.resolve("config.json").toFile(), type.configClass);
+            Config c = config();
             Tokenizer tokenizer = type.tokenizerClass.getConstructor(Path.class).newInstance(dir);
             WeightLoader weights = SafeTensorSupport.loadWeights(dir.toFile());
-            Optional<DType> modelQ = format.modelQuantization();
-            DType workingQ = format.workingQuantization();
-            AbstractModel.InferenceType inference = AbstractModel.InferenceType.FULL_GENERATION;
-            if (star) {
-                return new StarLlamaModel(inference, c, weights, tokenizer, DType.F32, workingQ, modelQ);
-            }
+            Optional<DType> modelQ = format.stockQuantization();
+            DType workingQ = modelQ.isEmpty() ? DType.I8 : DType.F32; // as stored: Jlama's default int8 activations
             return type.modelClass.getConstructor(AbstractModel.InferenceType.class, Config.class, WeightLoader.class,
                     Tokenizer.class, DType.class, DType.class, Optional.class)
-                    .newInstance(inference, c, weights, tokenizer, DType.F32, workingQ, modelQ);
+                    .newInstance(AbstractModel.InferenceType.FULL_GENERATION, c, weights, tokenizer, DType.F32,
+                            workingQ, modelQ);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot load model from " + dir, e);
         } catch (InvocationTargetException e) {

@@ -50,7 +50,7 @@ class AnchorExchangeIT {
         context = java.util.Arrays.copyOf(tokens, CONTEXT);
         // warm up: until the JIT compiles them, Jlama's Vector API loops run their scalar fallbacks, which round
         // differently, so the same pass can differ in the last bit between a cold and a warm JVM
-        ContextEncoder encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), 64);
+        ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, 64);
         BlockPlan plan = BlockPlan.builder(CONTEXT).blockSize(BLOCK).build();
         for (int i = 0; i < 2; i++) {
             encoder.encodeBlocks(plan, context, plan.blocks(), false, n -> { }).forEach(KvStore::close);
@@ -68,7 +68,7 @@ class AnchorExchangeIT {
     void blocksEncodedWithTheAnchorOfAnotherHostEqualTheInProcessOnes(int anchor, int chunk, int failAt)
             throws Exception {
         BlockPlan plan = BlockPlan.builder(CONTEXT).blockSize(BLOCK).anchorSize(anchor).build();
-        ContextEncoder encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), chunk);
+        ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, chunk);
         List<KvStore> expected = encoder.encodeBlocks(plan, context, plan.blocks(), false, n -> { });
 
         Map<Integer, CompletableFuture<AnchorExchange.Layer>> published = new ConcurrentHashMap<>();
@@ -80,7 +80,7 @@ class AnchorExchangeIT {
                 new AnchorExchange(null, kv -> feed.layer(kv.layer()).complete(kv)), n -> { });
         List<KvStore> rest = later.get(300, TimeUnit.SECONDS);
 
-        int layers = model.jlama().getConfig().numberOfLayers;
+        int layers = model.decoder().config().numberOfLayers;
         assertThat(published).hasSize(layers);
         for (int l = 0; l < layers; l++) {
             AnchorExchange.Layer kv = published.get(l).join();
@@ -112,7 +112,7 @@ class AnchorExchangeIT {
     private static void assertSameKv(KvStore expected, KvStore actual, int layers, String what) {
         assertThat(actual.size()).isEqualTo(expected.size());
         int c = expected.size();
-        var config = model.jlama().getConfig();
+        var config = model.decoder().config();
         Random random = new Random(c);
         float[] q = new float[2 * config.numberOfHeads * config.headSize];
         for (int i = 0; i < q.length; i++) {

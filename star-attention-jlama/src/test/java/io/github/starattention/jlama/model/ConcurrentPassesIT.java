@@ -45,7 +45,7 @@ class ConcurrentPassesIT {
     static void setUp() {
         model = TestData.model();
         kernel = AttentionKernels.open(Device.CPU, 2);
-        encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), 64);
+        encoder = new ContextEncoder(model.decoder(), kernel, 64);
         network = Executors.newFixedThreadPool(4);
     }
 
@@ -58,7 +58,7 @@ class ConcurrentPassesIT {
     /** A context of three blocks: the first two play remote hosts, the last one is the query host's. */
     private record Session(int[] query, List<KvStore> remote, KvStore last) {
 
-        float[] ask(AttentionCall.RemotePartitions partitions) {
+        float[] ask(RemotePartitions partitions) {
             int mark = last.mark();
             try {
                 return encoder.append(query, ContextEncoder.range(CONTEXT, CONTEXT + query.length), last, List.of(),
@@ -68,7 +68,7 @@ class ConcurrentPassesIT {
             }
         }
 
-        AttentionCall.RemotePartitions overTheNetwork() {
+        RemotePartitions overTheNetwork() {
             return (layer, q) -> CompletableFuture.supplyAsync(() -> {
                 pause();
                 List<PartialAttention> parts = new ArrayList<>();
@@ -127,7 +127,7 @@ class ConcurrentPassesIT {
         Session b = session(400);
         float[] aloneB = b.ask(null);
         // what a failover does: while a pass waits for a failed host's partials, its blocks are encoded again here
-        AttentionCall.RemotePartitions failingOver = (layer, q) -> CompletableFuture.supplyAsync(() -> {
+        RemotePartitions failingOver = (layer, q) -> CompletableFuture.supplyAsync(() -> {
             float[] meanwhile = b.ask(null);
             assertThat(meanwhile).containsExactly(aloneB);
             List<PartialAttention> parts = new ArrayList<>();

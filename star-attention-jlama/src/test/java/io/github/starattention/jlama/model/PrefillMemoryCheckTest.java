@@ -25,7 +25,7 @@ class PrefillMemoryCheckTest {
         int tokens = (int) Math.min(Integer.MAX_VALUE - 8, Runtime.getRuntime().maxMemory() / perToken + 1024);
         int[] context = new int[tokens];
         try (AttentionKernel kernel = AttentionKernels.open(Device.CPU, 1)) {
-            ContextEncoder encoder = new ContextEncoder(model.jlama(), kernel, model.rotaryEmbedding(), 512);
+            ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, 512);
             BlockPlan plan = BlockPlan.builder(tokens).blocks(4).build();
             assertThatThrownBy(() -> encoder.encodeBlocks(plan, context, plan.blocks(), false, n -> { }))
                     .isInstanceOf(NotEnoughMemoryException.class)
@@ -39,7 +39,7 @@ class PrefillMemoryCheckTest {
                     () -> encoder.encodeBlocks(plan, context, plan.blocks(), false, n -> { }))).needed())
                     .isEqualTo((tokens + plan.effectiveAnchor() + 512L) * perToken);
             try (AttentionKernel bf16 = AttentionKernels.open(Device.CPU, 1, KvPrecision.BF16)) {
-                ContextEncoder half = new ContextEncoder(model.jlama(), bf16, model.rotaryEmbedding(), 512);
+                ContextEncoder half = new ContextEncoder(model.decoder(), bf16, 512);
                 int[] twice = new int[2 * tokens];
                 BlockPlan twicePlan = BlockPlan.builder(twice.length).blocks(4).build();
                 assertThatThrownBy(() -> half.encodeBlocks(twicePlan, twice, twicePlan.blocks(), false, n -> { }))

@@ -1,0 +1,42 @@
+package io.github.starattention.jlama.model;
+
+import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.kv.KvStore;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * What the attention of one chunk of tokens reads and writes at every layer of a {@link Decoder} pass: the chunk's
+ * position ids, where its K/V go, and the explicit list of partitions it attends to. Passed to
+ * {@link Decoder#forward} as an argument; nothing about a pass lives in thread-local or model state.
+ *
+ * @param kernel the attention kernel that owns {@code target} and {@code local}
+ * @param positions position id of each token of the chunk ({@code [tokens]}); queries and keys are rotated there
+ * @param target store receiving the chunk's K/V (slots {@code firstSlot .. firstSlot + tokens - 1} already reserved
+ *     with {@code positions}), or {@code null} to keep nothing
+ * @param firstSlot first reserved slot in {@code target}
+ * @param local partitions on this host, in context order, each giving one partial; include {@code target} to attend
+ *     to the chunk itself (causally, by position)
+ * @param remote partitions on other hosts (they precede {@code local} in context order), or {@code null}
+ * @param hook called around each layer's attention (phase 1 with an anchor from another host), or {@code null}
+ */
+public record ChunkAttention(AttentionKernel kernel, int[] positions, KvStore target, int firstSlot,
+                             List<KvStore> local, RemotePartitions remote, LayerHook hook) {
+
+    public ChunkAttention {
+        Objects.requireNonNull(kernel, "kernel");
+        Objects.requireNonNull(positions, "positions");
+        local = List.copyOf(local);
+    }
+
+    /** What phase 1 does around a layer's attention when the anchor is shared between hosts. */
+    interface LayerHook {
+        /** Called once {@code layer}'s K/V of the chunk ({@code [tokens][kvHeads][headDim]}) are in the target. */
+        default void stored(int layer, float[] k, float[] v, int tokens) {
+        }
+
+        /** Called before {@code layer} attends to the partitions; may wait until a partition holds that layer. */
+        default void beforeAttention(int layer) {
+        }
+    }
+}
