@@ -15,6 +15,9 @@ import java.util.concurrent.RecursiveAction;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import org.slf4j.Logger;
@@ -27,31 +30,47 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Work split.</b> The query rows of one KV head are its group's query heads at every token; a task is
  * (KV head, query tile of up to {@value #TILE_ROWS} rows, key split). Rows are ordered {@code (token - t0) * group +
- * g}, so all heads of a group share every K/V tile load and the rows of a tile see similar key counts. Keys are
- * split only when there are too few (KV head, query tile) tasks to keep the pool busy, as in decode; the splits'
- * partial results are combined with the LSE merge. Prefill chunks run on the kernel's own {@link ForkJoinPool}. For a
+ * g}, so all heads of a group share every K/V tile load (and bf16 widening) and the rows of a tile see similar key
+ * counts; a decode step's task is one KV head's {@code group} query heads over one key split. Keys are split only
+ * when there are fewer than {@value #MIN_TASKS} (KV head, query tile) tasks, as in decode; the splits' partial
+ * results are combined with the LSE merge. The split depends on the query and the store only, never on the thread
+ * count, so a partial is the same bit for bit whatever the number of threads. Prefill chunks run on the kernel's own
+ * {@link ForkJoinPool}. For a
  * decode step the calling thread and up to {@code threads - 1} pool workers claim tasks from a shared counter: the
  * caller never waits for a worker to wake up (on a busy or virtualized machine that can take longer than the whole
  * call), only for tasks a worker has started.
  *
+ * <p><b>Data layout</b> read (see {@link HeapKvStore}): per layer and KV head, K in transposed panels of 16 keys
+ * ({@code [headDim][16]}, so one vector load reads one dimension of 16 keys) and V row-major ({@code [key][headDim]}),
+ * fp32 or bf16 bits; a tile's K panels and V rows start at the same offset. Queries and outputs are
+ * {@code [token][head][headDim]}, the LSE {@code [token][head]}.
+ *
  * <p><b>Per task</b>, with thread-local scratch (layout below), for every key tile of {@code TILE = 4 * lanes} keys
- * (64 with AVX-512) and every block of 4 rows:
+ * (64 with AVX-512) and every block of 4 rows (the FMAs of padding rows in the last block are skipped, so a group of 3
+ * heads costs 3 rows, not 4):
  * <ol>
- *   <li>scores: K is stored in transposed panels (see {@link HeapKvStore}), so for each dimension {@code i} four
- *       vector loads read {@code k[i]} of the tile's keys and four broadcasts of {@code q[r][i]} feed 16 FMAs into
- *       16 accumulators (4 rows x 4 vectors of keys);</li>
+ *   <li>scores: for each dimension {@code i} four vector loads read {@code k[i]} of the tile's keys and four
+ *       broadcasts of {@code q[r][i]} feed 16 FMAs into 16 accumulators (4 rows x 4 vectors of keys);</li>
  *   <li>online softmax per row: keys at or after the row's visible count (a prefix, since positions in a store
  *       increase) are set to {@code -Infinity}; new max, {@code alpha = exp(mOld - mNew)}, {@code p = exp(s - mNew)}
  *       with the vector {@code EXP}, {@code l = alpha * l + sum(p)};</li>
  *   <li>{@code O = alpha * O + P V}: V is row-major, so per key four vector loads of the value row and four
  *       broadcasts of {@code p[r][j]} feed 16 FMAs (4 rows x 4 vectors of {@code headDim}, in chunks).</li>
  * </ol>
+ * bf16 K and V are widened where they are loaded, once per block of rows (all of a decode step's group): a bf16 value
+ * is the high half of its fp32 value. A K vector is {@code LANES} shorts sign-extended to ints and shifted left by
+ * 16. A V load takes {@code 2 * LANES} shorts as {@code LANES} ints, each holding dimensions {@code 2i} (low half)
+ * and {@code 2i + 1} (high half): a shift left by 16 gives the even dimensions, masking the low half the odd ones,
+ * two cheap lane-wise operations per 32 values. The accumulators then hold each chunk of {@code 2 * LANES}
+ * dimensions evens first, reordered once per task ({@link #unpairDims}). Head dims that are not a multiple of
+ * {@code 4 * LANES} widen whole tiles into scratch instead.
  *
  * <p><b>Scratch layout</b> (per worker thread, fp32, rows padded to a multiple of 4):
  * {@code q[rows][headDim]} query times scale; {@code o[rows][headDim]} unnormalised output;
  * {@code s[rows][TILE]} scores, then probabilities, of the current key tile; {@code m}, {@code l}, {@code alpha}
  * {@code [rows]} running max, running sum and the current tile's rescale factor; {@code visible[rows]} keys each
- * row sees in the task's key range.
+ * row sees in the task's key range; {@code row[headDim]} for reordering; {@code kTile}, {@code vTile[TILE * headDim]}
+ * a widened bf16 tile, only for head dims the blocks do not widen themselves.
  */
 public final class CpuAttentionKernel implements AttentionKernel {
 
@@ -61,14 +80,27 @@ public final class CpuAttentionKernel implements AttentionKernel {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED.length() <= HeapKvStore.KEY_PANEL
             ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_512;
     private static final int LANES = SPECIES.length();
+    /** {@code LANES} bf16 values (half a vector), sign-extended to {@link #INTS} to widen one vector of K. */
+    private static final VectorSpecies<Short> HALF = VectorSpecies.of(short.class,
+            VectorShape.forBitSize(SPECIES.vectorBitSize() / 2));
+    private static final VectorSpecies<Integer> INTS = VectorSpecies.of(int.class, SPECIES.vectorShape());
+    /** {@code 2 * LANES} bf16 values (a whole vector), read as {@code LANES} ints of two values each to widen V. */
+    private static final VectorSpecies<Short> PAIRS = VectorSpecies.of(short.class, SPECIES.vectorShape());
+    /** Keeps the odd (high) bf16 value of a pair in place: its bits already are the fp32 value. */
+    private static final int HIGH_HALF = 0xFFFF0000;
     /** Keys per tile: 4 vectors, so the score block is 4 rows x 4 vectors. */
     static final int TILE = 4 * LANES;
     /** Query rows per task before any key split. */
     static final int TILE_ROWS = 64;
-    /** Rows per register block. */
+    /** Rows per register block; blocks with fewer real rows skip the FMAs of the rest. */
     private static final int BLOCK = 4;
-    /** Aim for this many tasks per thread; fewer (KV head, query tile) tasks trigger key splits. */
-    private static final int TASKS_PER_THREAD = 4;
+    /**
+     * Fewer (KV head, query tile) tasks than this trigger key splits. A constant, not a multiple of the thread count,
+     * so that a partial does not depend on the number of threads (nor on the host). 32 gives a decode step over 3 KV
+     * heads 24 tasks at 4K keys: 2 threads end within a task of each other, and a worker that wakes late (up to a
+     * millisecond on a busy 2-core machine) still finds some; the splits' merge costs under 1% of the call.
+     */
+    private static final int MIN_TASKS = 32;
     /**
      * Below this many multiply-adds ({@code tokens x visible keys x heads x headDim}, e.g. one decode token over
      * 1K keys) a call runs on the caller's thread: waking pool workers costs more than the work, up to a millisecond
@@ -80,8 +112,11 @@ public final class CpuAttentionKernel implements AttentionKernel {
      * pool; longer ones (prefill chunks) go to the pool whole, where they keep its work stealing.
      */
     private static final int SHARED_MAX_TOKENS = 16;
-    /** A key split is never shorter than this many keys (below, the merge costs more than it saves). */
-    private static final int MIN_SPLIT_KEYS = 1024;
+    /**
+     * A key split is never shorter than this many keys: a split task re-reads the query rows, writes a partial and
+     * its merge reads it back, about as much as 10 keys of work, 2% of 512.
+     */
+    private static final int MIN_SPLIT_KEYS = 512;
     private static final float[] IOTA = new float[TILE];
     private static final float EXP_MIN = -87.3f;
     private static final float LOG2E = 1.44269504088896341f;
@@ -163,7 +198,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
         for (KvStore kvStore : stores) {
             PartialAttention out = PartialAttention.empty(query.tokens(), query.heads(), query.headDim());
             outs.add(out);
-            batch.add(new Job(heapStore(kvStore, query), layer, query, out, threads));
+            batch.add(new Job(heapStore(kvStore, query), layer, query, out));
         }
         int tasks = batch.tasks();
         if (tasks == 0) {
@@ -283,7 +318,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
         private final float[] splitSum;
         private final float[] splitOut;
 
-        Job(HeapKvStore store, int layer, AttentionQuery query, PartialAttention out, int threads) {
+        Job(HeapKvStore store, int layer, AttentionQuery query, PartialAttention out) {
             boolean bf16 = store.precision() == KvPrecision.BF16;
             this.keys = bf16 ? null : store.keys(layer);
             this.values = bf16 ? null : store.values(layer);
@@ -312,7 +347,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
             this.queryTiles = ceilDiv(tokens, tokensPerTile);
             int keyTiles = ceilDiv(max, TILE);
             int base = kvHeads * queryTiles;
-            int want = ceilDiv(TASKS_PER_THREAD * threads, Math.max(1, base));
+            int want = ceilDiv(MIN_TASKS, Math.max(1, base));
             int most = Math.max(1, keyTiles * TILE / MIN_SPLIT_KEYS);
             int tilesPerSplit = ceilDiv(keyTiles, Math.max(1, Math.min(want, most)));
             this.splitKeys = tilesPerSplit * TILE;
@@ -368,10 +403,14 @@ public final class CpuAttentionKernel implements AttentionKernel {
             }
             float[] kk = keys;
             float[] vv = values;
+            // bf16 is widened in the register blocks, where each loaded vector serves up to 4 rows: even a prefill
+            // tile's 16 blocks were no slower so than widening the tile once into scratch, which stores and reloads
+            // it. Head dims the blocked V code does not cover (not a multiple of 4 vectors) use the scratch tile.
+            boolean inBlocks = keys16 != null && d % (4 * LANES) == 0;
             for (int kt = k0; kt < end; kt += TILE) {
                 // panels are TILE-aligned, so the K panel and the V rows of slot kt start at the same offset
                 int base = (kvh * capacity + kt) * d;
-                if (keys16 != null) {
+                if (keys16 != null && !inBlocks) {
                     // a bf16 tile is TILE * d contiguous elements of K (its panels) and of V: widen both once
                     sc.ensureTile(TILE * d);
                     widen(keys16, base, sc.kTile, TILE * d);
@@ -385,12 +424,23 @@ public final class CpuAttentionKernel implements AttentionKernel {
                     if (hi <= kt) {
                         continue;
                     }
-                    scores(qs, r0 * d, d, kk, base, s, r0 * TILE);
+                    if (inBlocks) {
+                        scoresBf16(qs, r0 * d, d, keys16, base, s, r0 * TILE, rows - r0);
+                    } else {
+                        scores(qs, r0 * d, d, kk, base, s, r0 * TILE, rows - r0);
+                    }
                     for (int r = r0; r < r0 + BLOCK; r++) {
                         softmax(s, r * TILE, kt, rv[r], m, l, alpha, r);
                     }
-                    accumulate(vv, base, d, Math.min(TILE, hi - kt), s, r0, o, alpha);
+                    if (inBlocks) {
+                        accumulateBf16(values16, base, d, Math.min(TILE, hi - kt), s, r0, o, alpha, rows - r0);
+                    } else {
+                        accumulate(vv, base, d, Math.min(TILE, hi - kt), s, r0, o, alpha, rows - r0);
+                    }
                 }
+            }
+            if (inBlocks) {
+                unpairDims(o, rows, d, sc.row);
             }
             for (int r = 0; r < rows; r++) {
                 int row = (t0 + r / group) * heads + kvh * group + r % group;
@@ -444,15 +494,40 @@ public final class CpuAttentionKernel implements AttentionKernel {
         }
     }
 
+    /**
+     * Undoes the dimension order {@link #accumulateBf16} leaves in {@code o}: in each chunk of {@code 2 * LANES}
+     * dimensions the even ones come first, then the odd ones. {@code tmp} holds {@code d} floats.
+     */
+    static void unpairDims(float[] o, int rows, int d, float[] tmp) {
+        for (int r = 0; r < rows; r++) {
+            int at = r * d;
+            for (int c = 0; c < d; c += 2 * LANES) {
+                for (int i = 0; i < LANES; i++) {
+                    tmp[c + 2 * i] = o[at + c + i];
+                    tmp[c + 2 * i + 1] = o[at + c + LANES + i];
+                }
+            }
+            System.arraycopy(tmp, 0, o, at, d);
+        }
+    }
+
     /** {@code dst[0..n) = src[from..from+n)} widened from bfloat16 bits to fp32 (exact). */
     static void widen(short[] src, int from, float[] dst, int n) {
-        for (int i = 0; i < n; i++) {
+        int i = 0;
+        for (; i + LANES <= n; i += LANES) {
+            ((IntVector) ShortVector.fromArray(HALF, src, from + i).convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(dst, i);
+        }
+        for (; i < n; i++) {
             dst[i] = Float.intBitsToFloat(src[from + i] << 16);
         }
     }
 
-    /** Scores of 4 rows against one key tile: {@code s[r][j] = q[r] . k[j]} (q already scaled). */
-    static void scores(float[] qs, int q0, int d, float[] k, int base, float[] s, int s0) {
+    /**
+     * Scores of 4 rows against one key tile: {@code s[r][j] = q[r] . k[j]} (q already scaled); only the first
+     * {@code n} rows are computed (the branches are loop-invariant and predicted).
+     */
+    static void scores(float[] qs, int q0, int d, float[] k, int base, float[] s, int s0, int n) {
         int k0 = base + panelOffset(0, d);
         int k1 = base + panelOffset(1, d);
         int k2 = base + panelOffset(2, d);
@@ -484,21 +559,104 @@ public final class CpuAttentionKernel implements AttentionKernel {
             s01 = v1.fma(q, s01);
             s02 = v2.fma(q, s02);
             s03 = v3.fma(q, s03);
-            q = FloatVector.broadcast(SPECIES, qs[q0 + d + i]);
-            s10 = v0.fma(q, s10);
-            s11 = v1.fma(q, s11);
-            s12 = v2.fma(q, s12);
-            s13 = v3.fma(q, s13);
-            q = FloatVector.broadcast(SPECIES, qs[q0 + 2 * d + i]);
-            s20 = v0.fma(q, s20);
-            s21 = v1.fma(q, s21);
-            s22 = v2.fma(q, s22);
-            s23 = v3.fma(q, s23);
-            q = FloatVector.broadcast(SPECIES, qs[q0 + 3 * d + i]);
-            s30 = v0.fma(q, s30);
-            s31 = v1.fma(q, s31);
-            s32 = v2.fma(q, s32);
-            s33 = v3.fma(q, s33);
+            if (n > 1) {
+                q = FloatVector.broadcast(SPECIES, qs[q0 + d + i]);
+                s10 = v0.fma(q, s10);
+                s11 = v1.fma(q, s11);
+                s12 = v2.fma(q, s12);
+                s13 = v3.fma(q, s13);
+            }
+            if (n > 2) {
+                q = FloatVector.broadcast(SPECIES, qs[q0 + 2 * d + i]);
+                s20 = v0.fma(q, s20);
+                s21 = v1.fma(q, s21);
+                s22 = v2.fma(q, s22);
+                s23 = v3.fma(q, s23);
+            }
+            if (n > 3) {
+                q = FloatVector.broadcast(SPECIES, qs[q0 + 3 * d + i]);
+                s30 = v0.fma(q, s30);
+                s31 = v1.fma(q, s31);
+                s32 = v2.fma(q, s32);
+                s33 = v3.fma(q, s33);
+            }
+        }
+        s00.intoArray(s, s0);
+        s01.intoArray(s, s0 + LANES);
+        s02.intoArray(s, s0 + 2 * LANES);
+        s03.intoArray(s, s0 + 3 * LANES);
+        s10.intoArray(s, s0 + TILE);
+        s11.intoArray(s, s0 + TILE + LANES);
+        s12.intoArray(s, s0 + TILE + 2 * LANES);
+        s13.intoArray(s, s0 + TILE + 3 * LANES);
+        s20.intoArray(s, s0 + 2 * TILE);
+        s21.intoArray(s, s0 + 2 * TILE + LANES);
+        s22.intoArray(s, s0 + 2 * TILE + 2 * LANES);
+        s23.intoArray(s, s0 + 2 * TILE + 3 * LANES);
+        s30.intoArray(s, s0 + 3 * TILE);
+        s31.intoArray(s, s0 + 3 * TILE + LANES);
+        s32.intoArray(s, s0 + 3 * TILE + 2 * LANES);
+        s33.intoArray(s, s0 + 3 * TILE + 3 * LANES);
+    }
+
+    /** {@link #scores} over bf16 K, each vector of keys widened (class comment) once for the block's rows. */
+    static void scoresBf16(float[] qs, int q0, int d, short[] k, int base, float[] s, int s0, int n) {
+        int k0 = base + panelOffset(0, d);
+        int k1 = base + panelOffset(1, d);
+        int k2 = base + panelOffset(2, d);
+        int k3 = base + panelOffset(3, d);
+        FloatVector s00 = FloatVector.zero(SPECIES);
+        FloatVector s01 = s00;
+        FloatVector s02 = s00;
+        FloatVector s03 = s00;
+        FloatVector s10 = s00;
+        FloatVector s11 = s00;
+        FloatVector s12 = s00;
+        FloatVector s13 = s00;
+        FloatVector s20 = s00;
+        FloatVector s21 = s00;
+        FloatVector s22 = s00;
+        FloatVector s23 = s00;
+        FloatVector s30 = s00;
+        FloatVector s31 = s00;
+        FloatVector s32 = s00;
+        FloatVector s33 = s00;
+        for (int i = 0; i < d; i++) {
+            int ki = i * HeapKvStore.KEY_PANEL;
+            FloatVector v0 = ((IntVector) ShortVector.fromArray(HALF, k, k0 + ki)
+                    .convertShape(VectorOperators.S2I, INTS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v1 = ((IntVector) ShortVector.fromArray(HALF, k, k1 + ki)
+                    .convertShape(VectorOperators.S2I, INTS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v2 = ((IntVector) ShortVector.fromArray(HALF, k, k2 + ki)
+                    .convertShape(VectorOperators.S2I, INTS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector v3 = ((IntVector) ShortVector.fromArray(HALF, k, k3 + ki)
+                    .convertShape(VectorOperators.S2I, INTS, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            FloatVector q = FloatVector.broadcast(SPECIES, qs[q0 + i]);
+            s00 = v0.fma(q, s00);
+            s01 = v1.fma(q, s01);
+            s02 = v2.fma(q, s02);
+            s03 = v3.fma(q, s03);
+            if (n > 1) {
+                q = FloatVector.broadcast(SPECIES, qs[q0 + d + i]);
+                s10 = v0.fma(q, s10);
+                s11 = v1.fma(q, s11);
+                s12 = v2.fma(q, s12);
+                s13 = v3.fma(q, s13);
+            }
+            if (n > 2) {
+                q = FloatVector.broadcast(SPECIES, qs[q0 + 2 * d + i]);
+                s20 = v0.fma(q, s20);
+                s21 = v1.fma(q, s21);
+                s22 = v2.fma(q, s22);
+                s23 = v3.fma(q, s23);
+            }
+            if (n > 3) {
+                q = FloatVector.broadcast(SPECIES, qs[q0 + 3 * d + i]);
+                s30 = v0.fma(q, s30);
+                s31 = v1.fma(q, s31);
+                s32 = v2.fma(q, s32);
+                s33 = v3.fma(q, s33);
+            }
         }
         s00.intoArray(s, s0);
         s01.intoArray(s, s0 + LANES);
@@ -577,9 +735,10 @@ public final class CpuAttentionKernel implements AttentionKernel {
 
     /**
      * {@code o[r] = alpha[r] * o[r] + sum_j p[r][j] * v[j]} for the 4 rows from {@code r0} and the first {@code nk}
-     * keys of the tile whose values start at {@code base}.
+     * keys of the tile whose values start at {@code base}. The main loop skips the rows from {@code r0 + n} (padding,
+     * whose probabilities are 0); the head-dim tails, a few dimensions at most, do not.
      */
-    static void accumulate(float[] v, int base, int d, int nk, float[] p, int r0, float[] o, float[] alpha) {
+    static void accumulate(float[] v, int base, int d, int nk, float[] p, int r0, float[] o, float[] alpha, int n) {
         float a0 = alpha[r0];
         float a1 = alpha[r0 + 1];
         float a2 = alpha[r0 + 2];
@@ -620,21 +779,27 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 x01 = v1.fma(w, x01);
                 x02 = v2.fma(w, x02);
                 x03 = v3.fma(w, x03);
-                w = FloatVector.broadcast(SPECIES, p[p1 + j]);
-                x10 = v0.fma(w, x10);
-                x11 = v1.fma(w, x11);
-                x12 = v2.fma(w, x12);
-                x13 = v3.fma(w, x13);
-                w = FloatVector.broadcast(SPECIES, p[p2 + j]);
-                x20 = v0.fma(w, x20);
-                x21 = v1.fma(w, x21);
-                x22 = v2.fma(w, x22);
-                x23 = v3.fma(w, x23);
-                w = FloatVector.broadcast(SPECIES, p[p3 + j]);
-                x30 = v0.fma(w, x30);
-                x31 = v1.fma(w, x31);
-                x32 = v2.fma(w, x32);
-                x33 = v3.fma(w, x33);
+                if (n > 1) {
+                    w = FloatVector.broadcast(SPECIES, p[p1 + j]);
+                    x10 = v0.fma(w, x10);
+                    x11 = v1.fma(w, x11);
+                    x12 = v2.fma(w, x12);
+                    x13 = v3.fma(w, x13);
+                }
+                if (n > 2) {
+                    w = FloatVector.broadcast(SPECIES, p[p2 + j]);
+                    x20 = v0.fma(w, x20);
+                    x21 = v1.fma(w, x21);
+                    x22 = v2.fma(w, x22);
+                    x23 = v3.fma(w, x23);
+                }
+                if (n > 3) {
+                    w = FloatVector.broadcast(SPECIES, p[p3 + j]);
+                    x30 = v0.fma(w, x30);
+                    x31 = v1.fma(w, x31);
+                    x32 = v2.fma(w, x32);
+                    x33 = v3.fma(w, x33);
+                }
             }
             x00.intoArray(o, o0 + c);
             x01.intoArray(o, o0 + c + LANES);
@@ -688,6 +853,94 @@ public final class CpuAttentionKernel implements AttentionKernel {
         }
     }
 
+    /**
+     * {@link #accumulate} over bf16 V, each value row widened (class comment) once for the block's rows;
+     * {@code d % (4 * LANES) == 0}. Leaves each chunk of {@code 2 * LANES} dimensions of {@code o} in the order
+     * {@code 0, 2, .., 1, 3, ..}.
+     */
+    static void accumulateBf16(short[] v, int base, int d, int nk, float[] p, int r0, float[] o, float[] alpha, int n) {
+        float a0 = alpha[r0];
+        float a1 = alpha[r0 + 1];
+        float a2 = alpha[r0 + 2];
+        float a3 = alpha[r0 + 3];
+        int p0 = r0 * TILE;
+        int p1 = p0 + TILE;
+        int p2 = p1 + TILE;
+        int p3 = p2 + TILE;
+        int o0 = r0 * d;
+        int o1 = o0 + d;
+        int o2 = o1 + d;
+        int o3 = o2 + d;
+        for (int c = 0; c < d; c += 4 * LANES) {
+            FloatVector x00 = FloatVector.fromArray(SPECIES, o, o0 + c).mul(a0);
+            FloatVector x01 = FloatVector.fromArray(SPECIES, o, o0 + c + LANES).mul(a0);
+            FloatVector x02 = FloatVector.fromArray(SPECIES, o, o0 + c + 2 * LANES).mul(a0);
+            FloatVector x03 = FloatVector.fromArray(SPECIES, o, o0 + c + 3 * LANES).mul(a0);
+            FloatVector x10 = FloatVector.fromArray(SPECIES, o, o1 + c).mul(a1);
+            FloatVector x11 = FloatVector.fromArray(SPECIES, o, o1 + c + LANES).mul(a1);
+            FloatVector x12 = FloatVector.fromArray(SPECIES, o, o1 + c + 2 * LANES).mul(a1);
+            FloatVector x13 = FloatVector.fromArray(SPECIES, o, o1 + c + 3 * LANES).mul(a1);
+            FloatVector x20 = FloatVector.fromArray(SPECIES, o, o2 + c).mul(a2);
+            FloatVector x21 = FloatVector.fromArray(SPECIES, o, o2 + c + LANES).mul(a2);
+            FloatVector x22 = FloatVector.fromArray(SPECIES, o, o2 + c + 2 * LANES).mul(a2);
+            FloatVector x23 = FloatVector.fromArray(SPECIES, o, o2 + c + 3 * LANES).mul(a2);
+            FloatVector x30 = FloatVector.fromArray(SPECIES, o, o3 + c).mul(a3);
+            FloatVector x31 = FloatVector.fromArray(SPECIES, o, o3 + c + LANES).mul(a3);
+            FloatVector x32 = FloatVector.fromArray(SPECIES, o, o3 + c + 2 * LANES).mul(a3);
+            FloatVector x33 = FloatVector.fromArray(SPECIES, o, o3 + c + 3 * LANES).mul(a3);
+            for (int j = 0, vo = base + c; j < nk; j++, vo += d) {
+                IntVector lo = ShortVector.fromArray(PAIRS, v, vo).reinterpretAsInts();
+                IntVector hi = ShortVector.fromArray(PAIRS, v, vo + 2 * LANES).reinterpretAsInts();
+                FloatVector v0 = lo.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                FloatVector v1 = lo.and(HIGH_HALF).reinterpretAsFloats();
+                FloatVector v2 = hi.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+                FloatVector v3 = hi.and(HIGH_HALF).reinterpretAsFloats();
+                FloatVector w = FloatVector.broadcast(SPECIES, p[p0 + j]);
+                x00 = v0.fma(w, x00);
+                x01 = v1.fma(w, x01);
+                x02 = v2.fma(w, x02);
+                x03 = v3.fma(w, x03);
+                if (n > 1) {
+                    w = FloatVector.broadcast(SPECIES, p[p1 + j]);
+                    x10 = v0.fma(w, x10);
+                    x11 = v1.fma(w, x11);
+                    x12 = v2.fma(w, x12);
+                    x13 = v3.fma(w, x13);
+                }
+                if (n > 2) {
+                    w = FloatVector.broadcast(SPECIES, p[p2 + j]);
+                    x20 = v0.fma(w, x20);
+                    x21 = v1.fma(w, x21);
+                    x22 = v2.fma(w, x22);
+                    x23 = v3.fma(w, x23);
+                }
+                if (n > 3) {
+                    w = FloatVector.broadcast(SPECIES, p[p3 + j]);
+                    x30 = v0.fma(w, x30);
+                    x31 = v1.fma(w, x31);
+                    x32 = v2.fma(w, x32);
+                    x33 = v3.fma(w, x33);
+                }
+            }
+            x00.intoArray(o, o0 + c);
+            x01.intoArray(o, o0 + c + LANES);
+            x02.intoArray(o, o0 + c + 2 * LANES);
+            x03.intoArray(o, o0 + c + 3 * LANES);
+            x10.intoArray(o, o1 + c);
+            x11.intoArray(o, o1 + c + LANES);
+            x12.intoArray(o, o1 + c + 2 * LANES);
+            x13.intoArray(o, o1 + c + 3 * LANES);
+            x20.intoArray(o, o2 + c);
+            x21.intoArray(o, o2 + c + LANES);
+            x22.intoArray(o, o2 + c + 2 * LANES);
+            x23.intoArray(o, o2 + c + 3 * LANES);
+            x30.intoArray(o, o3 + c);
+            x31.intoArray(o, o3 + c + LANES);
+            x32.intoArray(o, o3 + c + 2 * LANES);
+            x33.intoArray(o, o3 + c + 3 * LANES);
+        }
+    }
+
     private static int ceilDiv(int x, int y) {
         return (x + y - 1) / y;
     }
@@ -701,6 +954,8 @@ public final class CpuAttentionKernel implements AttentionKernel {
         float[] l = new float[0];
         float[] alpha = new float[0];
         int[] visible = new int[0];
+        /** One row of {@code headDim}, for {@link #unpairDims}. */
+        float[] row = new float[0];
         /** One key tile of K and of V widened from bf16. */
         float[] kTile = new float[0];
         float[] vTile = new float[0];
@@ -723,6 +978,9 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 l = new float[r];
                 alpha = new float[r];
                 visible = new int[r];
+            }
+            if (row.length < d) {
+                row = new float[d];
             }
         }
     }

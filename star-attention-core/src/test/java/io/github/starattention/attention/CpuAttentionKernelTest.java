@@ -206,6 +206,40 @@ class CpuAttentionKernelTest {
         }
     }
 
+    @ParameterizedTest(name = "{0} KV, {1} query tokens, {2} keys")
+    @CsvSource({"F32, 1, 1", "F32, 1, 100", "F32, 2, 1037", "F32, 3, 4500", "F32, 1, 4500",
+            "BF16, 1, 1", "BF16, 1, 100", "BF16, 2, 1037", "BF16, 3, 4500", "BF16, 1, 4500"})
+    void groupedQueryDecodeMatches(KvPrecision precision, int tokens, int keys) {
+        // SmolLM2-135M: 9 query heads over 3 KV heads of 64; the key counts end mid-tile and mid-split
+        Random rnd = new Random(keys * 7L + tokens);
+        Case c = randomCase("gqa decode", rnd, 64, 3, 9, IntStream.range(0, keys).toArray(),
+                IntStream.range(keys, keys + tokens).toArray(), 2);
+        try (AttentionKernel kernel = new CpuAttentionKernel(2, precision); KvStore store = c.fill(kernel, rnd)) {
+            Case want = precision == KvPrecision.BF16 ? c.roundedToBf16() : c;
+            assertClose(kernel.attend(store, 1, c.query()), want.expected(), c.label() + " " + precision);
+        }
+    }
+
+    @ParameterizedTest(name = "{0} KV, {1} query tokens")
+    @CsvSource({"F32, 1", "F32, 3", "F32, 40", "BF16, 1", "BF16, 3", "BF16, 40"})
+    void aPartialDoesNotDependOnTheThreadCount(KvPrecision precision, int tokens) {
+        // the key splits, and so the rounding of their merge, follow from the query and the store alone
+        Random rnd = new Random(tokens);
+        Case c = randomCase("threads", rnd, 64, 3, 9, IntStream.range(0, 4500).toArray(),
+                IntStream.range(4500 - tokens / 2, 4500 - tokens / 2 + tokens).toArray(), 1);
+        try (AttentionKernel one = new CpuAttentionKernel(1, precision); KvStore store = c.fill(one, rnd)) {
+            PartialAttention expected = one.attend(store, 1, c.query());
+            assertClose(expected, (precision == KvPrecision.BF16 ? c.roundedToBf16() : c).expected(), c.label());
+            for (int threads : new int[] {2, 3, 8}) {
+                try (AttentionKernel kernel = new CpuAttentionKernel(threads, precision)) {
+                    PartialAttention got = kernel.attend(store, 1, c.query());
+                    assertThat(got.output()).as("output with %d threads", threads).containsExactly(expected.output());
+                    assertThat(got.lse()).as("lse with %d threads", threads).containsExactly(expected.lse());
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "d={0}")
     @ValueSource(ints = {8, 40, 80, 256})
     void headDimsThatAreNotAMultipleOfTheVectorBlockWork(int d) {
