@@ -1,5 +1,6 @@
 package io.github.starattention.attention;
 
+import io.github.starattention.concurrent.SharedTasks;
 import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvPrecision;
@@ -8,12 +9,9 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinWorkerThread;
 import java.util.concurrent.RecursiveAction;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -210,7 +208,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
                 batch.run(i, s);
             }
         } else if (query.tokens() <= SHARED_MAX_TOKENS) {
-            runShared(batch, tasks);
+            SharedTasks.run(pool, threads - 1, tasks, i -> batch.run(i, scratch.get()));
         } else {
             pool.invoke(new Tasks(batch, 0, tasks));
         }
@@ -221,45 +219,6 @@ public final class CpuAttentionKernel implements AttentionKernel {
     @Override
     public void close() {
         pool.shutdown();
-    }
-
-    /** Runs the batch's tasks on this thread and on the pool workers that wake up in time to claim some. */
-    private void runShared(Batch job, int tasks) {
-        AtomicInteger next = new AtomicInteger();
-        CountDownLatch done = new CountDownLatch(tasks);
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        Runnable claim = () -> {
-            Scratch s = scratch.get();
-            for (int i = next.getAndIncrement(); i < tasks; i = next.getAndIncrement()) {
-                try {
-                    job.run(i, s);
-                } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
-                } finally {
-                    done.countDown();
-                }
-            }
-        };
-        for (int h = Math.min(threads, tasks) - 1; h > 0; h--) {
-            pool.execute(claim);
-        }
-        claim.run();
-        try {
-            done.await();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while attention tasks were running", e);
-        }
-        Throwable t = failure.get();
-        if (t instanceof RuntimeException r) {
-            throw r;
-        }
-        if (t instanceof Error err) {
-            throw err;
-        }
-        if (t != null) {
-            throw new IllegalStateException(t);
-        }
     }
 
     /** Checks that {@code kvStore} is a heap store {@code query} fits. */

@@ -1,11 +1,10 @@
 package io.github.starattention.linear;
 
+import io.github.starattention.concurrent.SharedTasks;
 import java.util.Objects;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.IntConsumer;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -199,49 +198,7 @@ public final class CpuLinearKernel implements LinearKernel {
             }
             return;
         }
-        AtomicInteger next = new AtomicInteger();
-        CountDownLatch done = new CountDownLatch(tasks);
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        Runnable claim = () -> {
-            for (int i = next.getAndIncrement(); i < tasks; i = next.getAndIncrement()) {
-                try {
-                    if (failure.get() == null) {
-                        task.accept(i);
-                    }
-                } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
-                } finally {
-                    done.countDown();
-                }
-            }
-        };
-        for (int h = Math.min(threads, tasks) - 1; h > 0; h--) {
-            pool.execute(claim);
-        }
-        claim.run();
-        // wait even if interrupted: returning while a worker still writes to out would hand the caller a torn result
-        boolean interrupted = false;
-        while (true) {
-            try {
-                done.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        Throwable t = failure.get();
-        if (t instanceof RuntimeException r) {
-            throw r;
-        }
-        if (t instanceof Error e) {
-            throw e;
-        }
-        if (t != null) {
-            throw new IllegalStateException(t);
-        }
+        SharedTasks.run(pool, threads - 1, tasks, task);
     }
 
     // ---- dot path -------------------------------------------------------------------------------------------

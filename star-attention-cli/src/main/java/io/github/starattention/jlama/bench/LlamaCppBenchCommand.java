@@ -10,6 +10,7 @@ import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.PromptSplit;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.cli.Json;
+import io.github.starattention.jlama.cli.Logging;
 import io.github.starattention.jlama.cli.ProgressBar;
 import io.github.starattention.jlama.model.WeightFormat;
 import io.github.starattention.kv.KvPrecision;
@@ -153,7 +154,7 @@ public final class LlamaCppBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        configureLogging(verbose);
+        Logging.configure(verbose);
         List<Weights> formats = weights.stream().map(Weights::parse).distinct().toList();
         int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         checkOptions(threadCount);
@@ -479,19 +480,6 @@ public final class LlamaCppBenchCommand implements Callable<Integer> {
             }
         } catch (IOException e) {
             System.err.println("cannot delete " + dir + ": " + e);
-        }
-    }
-
-    /** Log levels as the other commands set them: warnings only, or debug with {@code --verbose}. */
-    static void configureLogging(boolean verbose) {
-        String key = "org.slf4j.simpleLogger.defaultLogLevel";
-        if (System.getProperty(key) == null) {
-            System.setProperty(key, verbose ? "debug" : "warn");
-        }
-        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
-        String djl = "org.slf4j.simpleLogger.log.ai.djl.util.cuda";
-        if (System.getProperty(djl) == null && !verbose) {
-            System.setProperty(djl, "error");
         }
     }
 }

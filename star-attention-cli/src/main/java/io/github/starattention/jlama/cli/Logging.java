@@ -1,12 +1,13 @@
 package io.github.starattention.jlama.cli;
 
 /** Log levels of the command line's SLF4J simple provider: warnings only, or debug with {@code --verbose}. */
-final class Logging {
+public final class Logging {
 
     private Logging() {
     }
 
-    static void configure(boolean verbose) {
+    /** Sets the levels unless the user set them with system properties. */
+    public static void configure(boolean verbose) {
         String key = "org.slf4j.simpleLogger.defaultLogLevel";
         if (System.getProperty(key) == null) {
             System.setProperty(key, verbose ? "debug" : "warn");
