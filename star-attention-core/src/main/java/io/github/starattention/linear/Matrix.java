@@ -1,6 +1,8 @@
 package io.github.starattention.linear;
 
+import java.lang.reflect.Array;
 import java.util.Objects;
+import java.util.function.Function;
 
 /**
  * A weight matrix of {@link #rows()} output features by {@link #cols()} input features in one {@link WeightType},
@@ -100,38 +102,26 @@ public final class Matrix {
         int r = Math.toIntExact(rows);
         checkShape(type, (long) r * cols, r, cols);
         return switch (type) {
-            case F32 -> {
-                float[] out = new float[r * cols];
-                int at = 0;
-                for (Matrix m : parts) {
-                    System.arraycopy(m.f32, 0, out, at, m.f32.length);
-                    at += m.f32.length;
-                }
-                yield new Matrix(type, r, cols, out, null, null, null);
-            }
-            case BF16 -> {
-                short[] out = new short[r * cols];
-                int at = 0;
-                for (Matrix m : parts) {
-                    System.arraycopy(m.bf16, 0, out, at, m.bf16.length);
-                    at += m.bf16.length;
-                }
-                yield new Matrix(type, r, cols, null, out, null, null);
-            }
+            case F32 -> new Matrix(type, r, cols, concat(parts, m -> m.f32, new float[r * cols]), null, null, null);
+            case BF16 -> new Matrix(type, r, cols, null, concat(parts, m -> m.bf16, new short[r * cols]), null, null);
             case Q8, Q4 -> {
-                byte[] q = new byte[Math.toIntExact((long) r * cols * (type == WeightType.Q8 ? 2 : 1) / 2)];
-                float[] s = new float[r * (cols / BLOCK)];
-                int qa = 0;
-                int sa = 0;
-                for (Matrix m : parts) {
-                    System.arraycopy(m.quants, 0, q, qa, m.quants.length);
-                    System.arraycopy(m.scales, 0, s, sa, m.scales.length);
-                    qa += m.quants.length;
-                    sa += m.scales.length;
-                }
-                yield new Matrix(type, r, cols, null, null, q, s);
+                int quantBytes = type == WeightType.Q8 ? r * cols : r * cols / 2;
+                yield new Matrix(type, r, cols, null, null, concat(parts, m -> m.quants, new byte[quantBytes]),
+                        concat(parts, m -> m.scales, new float[r * (cols / BLOCK)]));
             }
         };
+    }
+
+    /** {@code field} of every part, one after another, into {@code out} (an array of the field's type). */
+    private static <A> A concat(Matrix[] parts, Function<Matrix, A> field, A out) {
+        int at = 0;
+        for (Matrix m : parts) {
+            A a = field.apply(m);
+            int n = Array.getLength(a);
+            System.arraycopy(a, 0, out, at, n);
+            at += n;
+        }
+        return out;
     }
 
     public WeightType type() {

@@ -142,7 +142,7 @@ public final class ModelFolder {
      */
     public Decoder loadDecoder(WeightFormat format, int threads) {
         try {
-            Config c = config();
+            Config c = config(jlamaType());
             try (WeightLoader weights = SafeTensorSupport.loadWeights(dir.toFile())) {
                 DecoderWeights w = DecoderWeights.load(weights, c, format);
                 return new Decoder(c, w, new CpuLinearKernel(threads), rotaryEmbedding());
@@ -159,8 +159,7 @@ public final class ModelFolder {
     /** The chat template of {@code tokenizer_config.json}, rendered by Jlama, if the model has one. */
     public Optional<PromptSupport> promptSupport() {
         try {
-            ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
-            return type.tokenizerClass.getConstructor(Path.class).newInstance(dir).promptSupport();
+            return jlamaType().tokenizerClass.getConstructor(Path.class).newInstance(dir).promptSupport();
         } catch (InvocationTargetException e) {
             throw e.getCause() instanceof RuntimeException re ? re
                     : new IllegalStateException("cannot read the chat template of " + dir + ": " + e.getCause(), e);
@@ -171,8 +170,11 @@ public final class ModelFolder {
         }
     }
 
-    private Config config() throws IOException {
-        ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
+    private ModelSupport.ModelType jlamaType() throws IOException {
+        return SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
+    }
+
+    private Config config(ModelSupport.ModelType type) throws IOException {
         return com.github.tjake.jlama.util.JsonSupport.om.readValue(dir.resolve("config.json").toFile(), type.configClass);
     }
 
@@ -180,8 +182,8 @@ public final class ModelFolder {
     public AbstractModel loadStock(WeightFormat format) {
         JlamaOperations.select(); // before Jlama computes anything: its native F32 GEMM is wrong for some shapes
         try {
-            ModelSupport.ModelType type = SafeTensorSupport.detectModel(dir.resolve("config.json").toFile());
-            Config c = config();
+            ModelSupport.ModelType type = jlamaType();
+            Config c = config(type);
             Tokenizer tokenizer = type.tokenizerClass.getConstructor(Path.class).newInstance(dir);
             WeightLoader weights = SafeTensorSupport.loadWeights(dir.toFile());
             Optional<DType> modelQ = format.stockQuantization();
