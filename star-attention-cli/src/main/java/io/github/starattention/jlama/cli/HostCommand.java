@@ -5,6 +5,7 @@ import io.github.starattention.jlama.cluster.ClusterOptions;
 import io.github.starattention.jlama.cluster.ContextHost;
 import io.github.starattention.jlama.model.WeightFormat;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
@@ -32,8 +33,11 @@ public final class HostCommand implements Callable<Integer> {
         if (System.getProperty("org.slf4j.simpleLogger.defaultLogLevel") == null) {
             System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", verbose ? "debug" : "info");
         }
-        if (System.getProperty("org.slf4j.simpleLogger.log.com.hazelcast") == null) {
-            System.setProperty("org.slf4j.simpleLogger.log.com.hazelcast", "warn");
+        // the membership layers (Hazelcast, or Infinispan and JGroups) report joins and rebalances at info
+        for (String lib : List.of("com.hazelcast", "org.infinispan", "org.jgroups")) {
+            if (System.getProperty("org.slf4j.simpleLogger.log." + lib) == null) {
+                System.setProperty("org.slf4j.simpleLogger.log." + lib, "warn");
+            }
         }
         Logging.configure(verbose);
         ClusterOptions options = config == null ? ClusterOptions.defaults() : ClusterOptions.load(config);

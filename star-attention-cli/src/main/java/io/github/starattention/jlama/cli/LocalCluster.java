@@ -51,7 +51,8 @@ public final class LocalCluster implements AutoCloseable {
     private static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
             "--enable-native-access=ALL-UNNAMED", "--sun-misc-unsafe-memory-access=allow", "-Xss4m",
             "-Djava.net.preferIPv4Stack=true", "-Dhazelcast.phone.home.enabled=false", "-Dhazelcast.logging.type=slf4j",
-            "-Dorg.slf4j.simpleLogger.showDateTime=true", "-Dorg.slf4j.simpleLogger.log.com.hazelcast=warn");
+            "-Dorg.slf4j.simpleLogger.showDateTime=true", "-Dorg.slf4j.simpleLogger.log.com.hazelcast=warn",
+            "-Dorg.slf4j.simpleLogger.log.org.infinispan=warn", "-Dorg.slf4j.simpleLogger.log.org.jgroups=warn");
 
     private final ClusterOptions base;
     private final Path dir;

@@ -29,9 +29,11 @@ import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Event-bus mutual TLS: a cluster whose nodes hold certificates signed by a test CA (made here with the JDK's
- * keytool) answers like the in-process engine; a node without such a certificate still gets into Hazelcast
- * (open-source Hazelcast cannot stop it) but can neither serve as a context host nor reach the hosts.
+ * Certified membership ({@code membership: certified}) with event-bus mutual TLS: a cluster whose nodes hold
+ * certificates signed by a test CA (made here with the JDK's keytool) answers like the in-process engine. A rogue
+ * process on the same machine that knows the cluster name and every member port but holds a certificate the CA did
+ * not sign gets no membership (it founds a cluster of its own), cannot see or change the cluster's subscriptions,
+ * receives no context and cannot reach the hosts, and the cluster keeps answering.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 @ExtendWith(HostLogs.class)
@@ -52,7 +54,8 @@ class ClusterTlsIT {
                 certs.resolve("trust.p12"), PASSWORD);
         ClusterFixture.model();
         // one TLS context host is enough to show the handshake works both ways and keeps the suite light on 2 cores
-        hosts = LocalCluster.start(1, ClusterFixture.hostSettings(600_000).withTls(tls), null, List.of("-Xmx512m"));
+        hosts = LocalCluster.start(1, ClusterFixture.hostSettings(600_000).withTls(tls)
+                .withMembership(ClusterOptions.Membership.CERTIFIED), null, List.of("-Xmx512m"));
         HostLogs.cluster = hosts;
         hosts.awaitReady();
         engine = ClusterEngine.start(ClusterFixture.model(), ClusterFixture.star(),
@@ -86,34 +89,36 @@ class ClusterTlsIT {
 
     @Test
     @Order(2)
-    void aNodeWithoutTheCertificateCannotTakePart() throws Exception {
+    void aProcessWithoutACertificateCanNeitherJoinNorDisturb() throws Exception {
         String tlsHost = engine.hosts().getFirst().nodeId();
-        ClusterOptions.Host serve = ClusterFixture.hostSettings(600_000).host();
-        // a context host with no TLS at all, and a node with a self-signed certificate the cluster does not trust
-        ClusterOptions plain = hosts.extraNodeOptions("rogue-plain").withTls(ClusterOptions.Tls.off()).withHost(serve);
-        ClusterOptions selfSigned = hosts.extraNodeOptions("rogue-self-signed").withTls(new ClusterOptions.Tls(true,
-                certs.resolve("rogue.p12"), PASSWORD, certs.resolve("trust.p12"), PASSWORD));
-        try (ContextHost rogueHost = ContextHost.start(ClusterFixture.model(), plain);
-             ClusterNode rogueNode = ClusterNode.start(selfSigned)) {
-            // Hazelcast lets them in: membership is not authenticated in open-source Hazelcast
-            assertThat(rogueNode.members()).contains(rogueHost.nodeId(), tlsHost, engine.nodeId());
-            // ... but the query host never uses the host without a certificate
+        String hostAddress = ClusterNode.hostAddress(tlsHost);
+        assertThat(engine.node().subscribers(hostAddress).get(30 * SCALE, TimeUnit.SECONDS)).containsExactly(tlsHost);
+        // a context host with certified membership, the cluster's name, every member port, the right trust store and
+        // a self-signed certificate
+        ClusterOptions selfSigned = hosts.extraNodeOptions("rogue").withTls(new ClusterOptions.Tls(true,
+                certs.resolve("rogue.p12"), PASSWORD, certs.resolve("trust.p12"), PASSWORD))
+                .withHost(ClusterFixture.hostSettings(600_000).host());
+        try (ContextHost rogue = ContextHost.start(ClusterFixture.model(), selfSigned)) {
+            // the handshake fails, so it is alone in a cluster of its own and the cluster does not list it
+            assertThat(rogue.node().members()).containsExactly(rogue.nodeId());
+            assertThat(engine.node().members()).doesNotContain(rogue.nodeId()).contains(tlsHost, engine.nodeId());
+            // it cannot read the cluster's subscriptions, so it cannot remove them either (open-source Hazelcast let
+            // such a node delete the hosts' entries from __vertx.subs)
+            assertThat(rogue.node().subscribers(hostAddress).get(30 * SCALE, TimeUnit.SECONDS)).isEmpty();
+            assertThatThrownBy(() -> rogue.node().request(tlsHost, "tls host", new WireMessage.InfoRequest(), 5_000 * SCALE)
+                    .get(30 * SCALE, TimeUnit.SECONDS))
+                    .isInstanceOf(ExecutionException.class)
+                    .cause().isInstanceOf(HostFailureException.class);
+            // the query host never sees it as a context host, and the cluster still answers, with the rogue running
             assertThat(engine.hosts()).extracting(WireMessage.HostInfo::name).containsExactly("host-0");
-            // ... and neither node can exchange anything with a TLS host
-            for (ClusterNode rogue : List.of(rogueHost.node(), rogueNode)) {
-                assertThatThrownBy(() -> rogue.request(tlsHost, "tls host", new WireMessage.InfoRequest(), 5_000 * SCALE)
-                        .get(30 * SCALE, TimeUnit.SECONDS))
-                        .isInstanceOf(ExecutionException.class)
-                        .cause().isInstanceOf(HostFailureException.class);
-            }
-            // the TLS cluster still works, with the rogue nodes present
             String id = "niah_single-1024-5";
             try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
                 assertThat(s.placement()).containsOnlyKeys("host-0");
                 assertThat(s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE).tokens())
                         .containsExactly(reference(id, id, 16));
             }
-            assertThat(rogueHost.sessions()).isZero();
+            assertThat(rogue.sessions()).isZero();
+            assertThat(engine.node().subscribers(hostAddress).get(30 * SCALE, TimeUnit.SECONDS)).containsExactly(tlsHost);
         }
     }
 

@@ -1,13 +1,8 @@
 package io.github.starattention.jlama.cluster;
 
-import com.hazelcast.cluster.MembershipEvent;
-import com.hazelcast.cluster.MembershipListener;
-import com.hazelcast.config.Config;
-import com.hazelcast.config.JoinConfig;
-import com.hazelcast.config.MultiMapConfig;
-import com.hazelcast.config.NetworkConfig;
 import io.github.starattention.wire.WireMessage;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
 import io.vertx.core.eventbus.DeliveryOptions;
@@ -18,15 +13,15 @@ import io.vertx.core.metrics.MetricsOptions;
 import io.vertx.core.net.JksOptions;
 import io.vertx.core.net.KeyStoreOptionsBase;
 import io.vertx.core.net.PfxOptions;
+import io.vertx.core.spi.cluster.ClusterManager;
+import io.vertx.core.spi.cluster.RegistrationInfo;
 import io.vertx.core.spi.metrics.EventBusMetrics;
 import io.vertx.core.spi.metrics.VertxMetrics;
-import io.vertx.spi.cluster.hazelcast.HazelcastClusterManager;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -40,11 +35,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One member of the cluster: a clustered Vert.x instance whose event bus carries the messages, with Hazelcast as the
- * cluster manager keeping membership. Both roles (context host, query host) run on one.
+ * One member of the cluster: a clustered Vert.x instance whose event bus carries the messages, with a cluster manager
+ * keeping membership ({@link ClusterMembership}: Hazelcast, or JGroups over mutual TLS). Both roles (context host,
+ * query host) run on one.
  *
- * <p>Requests are bounded twice: by the event-bus send timeout, and by Hazelcast membership: when a member leaves (or
- * is declared dead after {@code failureDetectionSeconds} without heartbeat) every request pending on it fails at once
+ * <p>Requests are bounded twice: by the event-bus send timeout, and by membership: when a member leaves (or is
+ * declared dead after {@code failureDetectionSeconds} without heartbeat) every request pending on it fails at once
  * with {@link HostFailureException.Kind#LOST}, instead of waiting for the full timeout.
  */
 final class ClusterNode implements AutoCloseable {
@@ -53,46 +49,26 @@ final class ClusterNode implements AutoCloseable {
 
     /** Event-bus address prefix of the context hosts; a host listens on the prefix + its node id. */
     static final String HOST_ADDRESS_PREFIX = "star-attention.host.";
-    /** The Hazelcast member attribute in which vertx-hazelcast publishes a member's Vert.x node id. */
-    static final String VERTX_NODE_ID_ATTRIBUTE = "__vertx.nodeId";
 
     private final ClusterOptions options;
     private final Vertx vertx;
-    private final HazelcastClusterManager manager;
+    private final ClusterMembership membership;
+    private final ClusterManager manager;
     private final String nodeId;
-    private final UUID membershipRegistration;
     private final Map<String, Set<CompletableFuture<WireMessage>>> pending = new ConcurrentHashMap<>();
     private final List<Consumer<String>> leaveListeners = new CopyOnWriteArrayList<>();
     private final WireMeter meter;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private ClusterNode(ClusterOptions options, Vertx vertx, HazelcastClusterManager manager, WireMeter meter) {
+    private ClusterNode(ClusterOptions options, Vertx vertx, ClusterMembership membership, WireMeter meter) {
         this.options = options;
         this.vertx = vertx;
-        this.manager = manager;
+        this.membership = membership;
+        this.manager = membership.manager();
         this.meter = meter;
         this.nodeId = manager.getNodeId();
         vertx.eventBus().registerCodec(new WireMessageCodec());
-        this.membershipRegistration = manager.getHazelcastInstance().getCluster().addMembershipListener(new MembershipListener() {
-            @Override
-            public void memberAdded(MembershipEvent event) {
-                log.debug("{}: member {} joined", options.nodeName(), event.getMember());
-            }
-
-            @Override
-            public void memberRemoved(MembershipEvent event) {
-                // pending requests, host lists and session owners are keyed by the Vert.x node id, which
-                // vertx-hazelcast draws at random and publishes as a member attribute; the Hazelcast member UUID
-                // matches none of them
-                String nodeId = event.getMember().getAttribute(VERTX_NODE_ID_ATTRIBUTE);
-                if (nodeId == null) {
-                    log.warn("{}: a Hazelcast member without a Vert.x node id left ({}); ignored",
-                            options.nodeName(), event.getMember().getAddress());
-                    return;
-                }
-                memberLeft(nodeId, event.getMember().getAddress().toString());
-            }
-        });
+        membership.onLeave(this::memberLeft);
     }
 
     /**
@@ -103,13 +79,7 @@ final class ClusterNode implements AutoCloseable {
      */
     static ClusterNode start(ClusterOptions options) {
         StartupChecks.check(options);
-        if (System.getProperty("hazelcast.phone.home.enabled") == null) {
-            System.setProperty("hazelcast.phone.home.enabled", "false");
-        }
-        if (System.getProperty("hazelcast.logging.type") == null) {
-            System.setProperty("hazelcast.logging.type", "slf4j");
-        }
-        HazelcastClusterManager manager = new HazelcastClusterManager(hazelcastConfig(options));
+        ClusterMembership membership = ClusterMembership.create(options);
         WireMeter meter = new WireMeter();
         VertxOptions vo = new VertxOptions()
                 .setEventBusOptions(eventBusOptions(options))
@@ -118,7 +88,8 @@ final class ClusterNode implements AutoCloseable {
                 .setWorkerPoolSize(4)
                 .setInternalBlockingPoolSize(4);
         AtomicBoolean abandoned = new AtomicBoolean();
-        Future<Vertx> started = Vertx.builder().with(vo).withClusterManager(manager).withMetrics(o -> meter).buildClustered();
+        Future<Vertx> started = Vertx.builder().with(vo).withClusterManager(membership.manager())
+                .withMetrics(o -> meter).buildClustered();
         started.onSuccess(v -> {
             if (abandoned.get()) {
                 v.close();
@@ -127,17 +98,18 @@ final class ClusterNode implements AutoCloseable {
         long t0 = System.nanoTime();
         try {
             Vertx vertx = started.toCompletionStage().toCompletableFuture().get(options.timeouts().joinMs(), TimeUnit.MILLISECONDS);
-            ClusterNode node = new ClusterNode(options, vertx, manager, meter);
-            log.info("{} joined cluster '{}' as node {} (hazelcast {}, event bus {}{}) in {} ms", options.nodeName(),
-                    options.clusterName(), node.nodeId, manager.getHazelcastInstance().getCluster().getLocalMember().getAddress(),
-                    node.eventBusAddress(), options.tls().enabled() ? " with mutual TLS" : "",
-                    (System.nanoTime() - t0) / 1_000_000);
+            ClusterNode node = new ClusterNode(options, vertx, membership, meter);
+            log.info("{} joined cluster '{}' as node {} ({}, event bus {}{}) in {} ms", options.nodeName(),
+                    options.clusterName(), node.nodeId, membership.localAddress(), node.eventBusAddress(),
+                    options.tls().enabled() ? " with mutual TLS" : "", (System.nanoTime() - t0) / 1_000_000);
             return node;
         } catch (TimeoutException e) {
             abandoned.set(true);
+            started.onComplete(ar -> membership.close());
             throw new IllegalStateException("could not join cluster '" + options.clusterName() + "' within "
                     + options.timeouts().joinMs() + " ms (members " + options.hazelcast().members() + ")");
         } catch (ExecutionException e) {
+            membership.close();
             throw new IllegalStateException("could not join cluster '" + options.clusterName() + "': "
                     + e.getCause().getMessage(), e.getCause());
         } catch (InterruptedException e) {
@@ -145,40 +117,6 @@ final class ClusterNode implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while joining the cluster", e);
         }
-    }
-
-    /** Hazelcast membership: explicit TCP-IP members, bound interface, no multicast, no auto-detection, no phone-home. */
-    static Config hazelcastConfig(ClusterOptions o) {
-        ClusterOptions.Hazelcast h = o.hazelcast();
-        Config c = new Config();
-        c.setClusterName(o.clusterName());
-        c.setInstanceName("star-attention-" + o.nodeName() + "-" + UUID.randomUUID());
-        c.setProperty("hazelcast.phone.home.enabled", "false");
-        c.setProperty("hazelcast.logging.type", "slf4j");
-        c.setProperty("hazelcast.wait.seconds.before.join", "0");
-        c.setProperty("hazelcast.max.wait.seconds.before.join", "0");
-        c.setProperty("hazelcast.heartbeat.interval.seconds", "1");
-        c.setProperty("hazelcast.max.no.heartbeat.seconds", Integer.toString(h.failureDetectionSeconds()));
-        c.setProperty("hazelcast.socket.bind.any", "false");
-        c.setProperty("hazelcast.tcp.join.port.try.count", "10");
-        c.setProperty("hazelcast.shutdownhook.enabled", "false");
-        c.setProperty("hazelcast.graceful.shutdown.max.wait", "10");
-        c.setProperty("hazelcast.health.monitoring.level", "OFF");
-        c.getMetricsConfig().setEnabled(false);
-        c.getJetConfig().setEnabled(false);
-        NetworkConfig n = c.getNetworkConfig();
-        n.setPort(h.port()).setPortAutoIncrement(h.portAutoIncrement()).setPortCount(10);
-        n.getInterfaces().setEnabled(true).setInterfaces(List.of(h.host()));
-        JoinConfig j = n.getJoin();
-        j.getMulticastConfig().setEnabled(false);
-        j.getAutoDetectionConfig().setEnabled(false);
-        j.getTcpIpConfig().setEnabled(true).setMembers(h.members()).setConnectionTimeoutSeconds(5);
-        // the maps Vert.x keeps in Hazelcast (as in vertx-hazelcast's default-cluster.xml)
-        c.getMultiMapConfig("__vertx.subs").setBackupCount(1)
-                .setValueCollectionType(MultiMapConfig.ValueCollectionType.SET);
-        c.getMapConfig("__vertx.haInfo").setBackupCount(1);
-        c.getMapConfig("__vertx.nodeInfo").setBackupCount(1);
-        return c;
     }
 
     /** The event bus: bound host and port, and mutual TLS (trustAll off) when configured. */
@@ -236,6 +174,17 @@ final class ClusterNode implements AutoCloseable {
     /** Node ids of the current members, this one included. */
     List<String> members() {
         return manager.getNodes();
+    }
+
+    /**
+     * The node ids that the cluster's shared subscription state ({@code __vertx.subs}) lists for {@code address}, as
+     * this node's cluster manager sees it.
+     */
+    CompletableFuture<List<String>> subscribers(String address) {
+        Promise<List<RegistrationInfo>> p = Promise.promise();
+        manager.getRegistrations(address, p);
+        return p.future().map(list -> list.stream().map(RegistrationInfo::nodeId).toList())
+                .toCompletionStage().toCompletableFuture();
     }
 
     boolean isMember(String id) {
@@ -347,7 +296,7 @@ final class ClusterNode implements AutoCloseable {
             return;
         }
         try {
-            manager.getHazelcastInstance().getCluster().removeMembershipListener(membershipRegistration);
+            membership.stopReporting();
         } catch (RuntimeException e) {
             log.debug("could not remove the membership listener", e);
         }
@@ -362,6 +311,8 @@ final class ClusterNode implements AutoCloseable {
             log.warn("{}: error while leaving the cluster: {}", options.nodeName(), e.getCause().toString());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        } finally {
+            membership.close();
         }
     }
 

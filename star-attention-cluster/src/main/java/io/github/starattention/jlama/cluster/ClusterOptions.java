@@ -20,17 +20,19 @@ import java.util.regex.Pattern;
 
 /**
  * Configuration of one cluster node (a context host or the query host), usually read from a JSON file with
- * {@link #load(Path)}. Every node of a cluster uses the same cluster name, member list and TLS setting.
+ * {@link #load(Path)}. Every node of a cluster uses the same cluster name, member list, TLS and membership setting.
  *
  * <p>The defaults keep everything on the loopback interface: Hazelcast on {@code 127.0.0.1:5701} (next free port up
  * to 5710), members {@code 127.0.0.1}, the event bus on {@code 127.0.0.1} with an ephemeral port, no TLS.
  * Multicast, auto-detection and Hazelcast's phone-home are always off; TLS never trusts all certificates.
  *
- * @param clusterName Hazelcast cluster name; nodes with another name never join
+ * @param clusterName cluster name; nodes with another name never join
  * @param nodeName display name of this node in logs and errors
- * @param hazelcast membership transport
+ * @param hazelcast membership transport (interface, ports, members, failure detection; also for JGroups)
  * @param eventBus message transport
  * @param tls event-bus TLS with mutual authentication
+ * @param membership who may join: {@link Membership#OPEN} (Hazelcast, the default) or {@link Membership#CERTIFIED}
+ *     (JGroups over mutual TLS with the {@code tls} stores; needs {@code tls.enabled})
  * @param timeouts every wait is bounded by one of these
  * @param failover re-prefill the blocks of a failed host on a surviving one (or the query host) and finish the
  *     request; when off, a failed host fails the request with a {@link HostFailureException}
@@ -42,7 +44,8 @@ import java.util.regex.Pattern;
  * @param host what a context host serves (ignored by the query host except for the model fingerprint)
  */
 public record ClusterOptions(String clusterName, String nodeName, Hazelcast hazelcast, EventBus eventBus, Tls tls,
-                             Timeouts timeouts, boolean failover, boolean shareAnchor, Host host) {
+                             Membership membership, Timeouts timeouts, boolean failover, boolean shareAnchor,
+                             Host host) {
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
@@ -58,19 +61,54 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
         Objects.requireNonNull(hazelcast, "hazelcast");
         Objects.requireNonNull(eventBus, "eventBus");
         Objects.requireNonNull(tls, "tls");
+        Objects.requireNonNull(membership, "membership");
+        if (membership == Membership.CERTIFIED && !tls.enabled()) {
+            throw new IllegalArgumentException("membership certified needs tls.enabled with tls.keyStore and "
+                    + "tls.trustStore: members prove themselves with those certificates");
+        }
         Objects.requireNonNull(timeouts, "timeouts");
         Objects.requireNonNull(host, "host");
     }
 
     /**
-     * Hazelcast membership.
+     * Who may become a member of the cluster, and so read and change its shared state (the event-bus subscriptions
+     * {@code __vertx.subs}, the node list).
+     */
+    public enum Membership {
+        /**
+         * Hazelcast: anyone who reaches a member port and knows the cluster name joins (open-source Hazelcast has no
+         * member authentication). Event-bus TLS still keeps such a node from exchanging messages with the hosts, but
+         * it can change the shared state. Keep the member ports on a private network.
+         */
+        OPEN,
+        /**
+         * JGroups (under the Vert.x Infinispan cluster manager) over TLS 1.2/1.3 with mutual authentication, using
+         * the {@code tls} key store and trust store: a process without a certificate signed by a CA in the trust
+         * store cannot open a connection to a member, so it can neither join nor read or change the shared state;
+         * it forms a cluster of its own. The {@code hazelcast} section still names the interface, ports, members and
+         * failure detection.
+         */
+        CERTIFIED;
+
+        static Membership parse(String s) {
+            return switch (s.toLowerCase(Locale.ROOT)) {
+                case "open" -> OPEN;
+                case "certified" -> CERTIFIED;
+                default -> throw new IllegalArgumentException("membership must be open or certified, got '" + s + "'");
+            };
+        }
+    }
+
+    /**
+     * The membership transport: Hazelcast's with {@link Membership#OPEN}, JGroups' with {@link Membership#CERTIFIED}.
      *
      * @param host interface Hazelcast binds to and announces (an address of this machine)
      * @param port first port to try
      * @param portAutoIncrement try the next ports (up to {@code port + 9}) when {@code port} is taken
      * @param members the explicit TCP-IP member list, {@code host} or {@code host:port}; a member without a port is
      *     tried on {@code port..port+9}
-     * @param failureDetectionSeconds a member silent for this long is removed (Hazelcast's max-no-heartbeat)
+     * @param failureDetectionSeconds a member silent for this long is removed (Hazelcast's max-no-heartbeat,
+     *     JGroups' FD_ALL3 timeout)
      */
     public record Hazelcast(String host, int port, boolean portAutoIncrement, List<String> members,
                             int failureDetectionSeconds) {
@@ -208,7 +246,7 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
     public static ClusterOptions defaults() {
         return new ClusterOptions("star-attention", defaultNodeName(),
                 new Hazelcast("127.0.0.1", 5701, true, List.of("127.0.0.1"), 5),
-                new EventBus("127.0.0.1", 0, null), Tls.off(),
+                new EventBus("127.0.0.1", 0, null), Tls.off(), Membership.OPEN,
                 new Timeouts(30_000, 600_000, 60_000, 60_000, 600_000), true, true,
                 new Host(null, 0, "F32", "cpu", 16));
     }
@@ -218,15 +256,15 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
     }
 
     public ClusterOptions withNodeName(String name) {
-        return new ClusterOptions(clusterName, name, hazelcast, eventBus, tls, timeouts, failover, shareAnchor, host);
+        return new ClusterOptions(clusterName, name, hazelcast, eventBus, tls, membership, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withClusterName(String name) {
-        return new ClusterOptions(name, nodeName, hazelcast, eventBus, tls, timeouts, failover, shareAnchor, host);
+        return new ClusterOptions(name, nodeName, hazelcast, eventBus, tls, membership, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withHazelcast(Hazelcast h) {
-        return new ClusterOptions(clusterName, nodeName, h, eventBus, tls, timeouts, failover, shareAnchor, host);
+        return new ClusterOptions(clusterName, nodeName, h, eventBus, tls, membership, timeouts, failover, shareAnchor, host);
     }
 
     /**
@@ -240,27 +278,32 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
     }
 
     public ClusterOptions withEventBus(EventBus e) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, e, tls, timeouts, failover, shareAnchor, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, e, tls, membership, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withTls(Tls t) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, t, timeouts, failover, shareAnchor, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, t, membership, timeouts, failover, shareAnchor, host);
+    }
+
+    /** As these options with {@code m}; {@link Membership#CERTIFIED} needs TLS, so set {@link #withTls} first. */
+    public ClusterOptions withMembership(Membership m) {
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, m, timeouts, failover, shareAnchor, host);
     }
 
     public ClusterOptions withTimeouts(Timeouts t) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, t, failover, shareAnchor, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, membership, t, failover, shareAnchor, host);
     }
 
     public ClusterOptions withFailover(boolean f) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, f, shareAnchor, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, membership, timeouts, f, shareAnchor, host);
     }
 
     public ClusterOptions withShareAnchor(boolean share) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, failover, share, host);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, membership, timeouts, failover, share, host);
     }
 
     public ClusterOptions withHost(Host h) {
-        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, timeouts, failover, shareAnchor, h);
+        return new ClusterOptions(clusterName, nodeName, hazelcast, eventBus, tls, membership, timeouts, failover, shareAnchor, h);
     }
 
     // ------------------------------------------------------------------------------------------ JSON
@@ -297,8 +340,8 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
             throw new IllegalArgumentException("the configuration must be a JSON object");
         }
         ClusterOptions d = defaults();
-        allowOnly(root, "", "clusterName", "nodeName", "hazelcast", "eventBus", "tls", "timeouts", "failover", "shareAnchor",
-                "host");
+        allowOnly(root, "", "clusterName", "nodeName", "hazelcast", "eventBus", "tls", "membership", "timeouts", "failover",
+                "shareAnchor", "host");
 
         JsonNode hz = section(root, "hazelcast", "port", "host", "portAutoIncrement", "members", "failureDetectionSeconds");
         Hazelcast h = d.hazelcast();
@@ -326,7 +369,8 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
                 text(ho, "device", dh.device()), integer(ho, "maxSessions", dh.maxSessions()), text(ho, "kv", dh.kv()));
 
         return new ClusterOptions(text(root, "clusterName", d.clusterName()), text(root, "nodeName", d.nodeName()),
-                h, e, t, tt, bool(root, "failover", d.failover()), bool(root, "shareAnchor", d.shareAnchor()), hh);
+                h, e, t, Membership.parse(text(root, "membership", "open")), tt, bool(root, "failover", d.failover()),
+                bool(root, "shareAnchor", d.shareAnchor()), hh);
     }
 
     /** This configuration as JSON (absolute paths), readable by {@link #parse}. */
@@ -361,6 +405,7 @@ public record ClusterOptions(String clusterName, String nodeName, Hazelcast haze
         if (tls.trustStorePassword() != null) {
             tl.put("trustStorePassword", tls.trustStorePassword());
         }
+        root.put("membership", membership.name().toLowerCase(Locale.ROOT));
         ObjectNode to = root.putObject("timeouts");
         to.put("requestMs", timeouts.requestMs());
         to.put("prefillMs", timeouts.prefillMs());

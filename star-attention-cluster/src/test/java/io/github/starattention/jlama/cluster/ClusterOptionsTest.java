@@ -146,7 +146,7 @@ class ClusterOptionsTest {
     void hazelcastGetsExplicitMembersBoundInterfacesAndNoDiscoveryOrPhoneHome() {
         ClusterOptions o = ClusterOptions.defaults().withClusterName("c2").withHazelcast(
                 new ClusterOptions.Hazelcast("127.0.0.1", 5901, false, List.of("127.0.0.1:5901", "127.0.0.1:5902"), 6));
-        Config c = ClusterNode.hazelcastConfig(o);
+        Config c = OpenMembership.hazelcastConfig(o);
         assertThat(c.getClusterName()).isEqualTo("c2");
         assertThat(c.getProperty("hazelcast.phone.home.enabled")).isEqualTo("false");
         assertThat(c.getProperty("hazelcast.socket.bind.any")).isEqualTo("false");
@@ -177,5 +177,27 @@ class ClusterOptionsTest {
         assertThat(eb.getKeyCertOptions()).isInstanceOf(io.vertx.core.net.PfxOptions.class);
         assertThat(eb.getTrustOptions()).isInstanceOf(io.vertx.core.net.JksOptions.class);
         assertThat(ClusterNode.eventBusOptions(ClusterOptions.defaults()).isSsl()).isFalse();
+    }
+
+    @Test
+    void membershipIsOpenByDefaultAndCertifiedNeedsTls() throws IOException {
+        assertThat(ClusterOptions.defaults().membership()).isEqualTo(ClusterOptions.Membership.OPEN);
+        assertThatThrownBy(() -> ClusterOptions.defaults().withMembership(ClusterOptions.Membership.CERTIFIED))
+                .hasMessageContaining("membership certified needs tls.enabled");
+        assertThatThrownBy(() -> ClusterOptions.parse("{\"membership\": \"closed\"}", dir))
+                .hasMessage("membership must be open or certified, got 'closed'");
+        assertThatThrownBy(() -> ClusterOptions.parse("{\"membership\": \"certified\"}", dir))
+                .hasMessageContaining("membership certified needs tls.enabled");
+        Files.writeString(dir.resolve("node.p12"), "x");
+        Files.writeString(dir.resolve("trust.p12"), "x");
+        ClusterOptions o = ClusterOptions.parse("""
+                {"membership": "Certified",
+                 "tls": {"enabled": true, "keyStore": "node.p12", "keyStorePassword": "a",
+                         "trustStore": "trust.p12", "trustStorePassword": "b"}}
+                """, dir);
+        assertThat(o.membership()).isEqualTo(ClusterOptions.Membership.CERTIFIED);
+        assertThat(ClusterOptions.parse(o.toJson(), dir).membership()).isEqualTo(ClusterOptions.Membership.CERTIFIED);
+        assertThat(ClusterOptions.parse(ClusterOptions.defaults().toJson(), dir).membership())
+                .isEqualTo(ClusterOptions.Membership.OPEN);
     }
 }
