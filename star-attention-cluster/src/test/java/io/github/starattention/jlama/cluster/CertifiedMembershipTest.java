@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.vertx.ext.cluster.infinispan.InfinispanClusterManager;
 import java.io.File;
-import java.io.IOException;
 import java.lang.classfile.ClassFile;
 import java.lang.classfile.ClassModel;
 import java.lang.classfile.MethodModel;
@@ -15,16 +14,13 @@ import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
 import java.net.InetSocketAddress;
 import java.net.URL;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.concurrent.TimeUnit;
 import java.util.jar.JarEntry;
 import java.util.jar.JarFile;
 import org.jgroups.JChannel;
@@ -50,24 +46,7 @@ class CertifiedMembershipTest {
 
     @BeforeAll
     static void stores() throws Exception {
-        keytool("-genkeypair", "-alias", "node", "-keyalg", "EC", "-groupname", "secp256r1", "-dname",
-                "CN=certified-membership", "-validity", "2", "-keystore", "node.p12", "-storetype", "PKCS12",
-                "-keypass", PASSWORD);
-        keytool("-exportcert", "-alias", "node", "-keystore", "node.p12", "-rfc", "-file", "node.pem");
-        keytool("-importcert", "-noprompt", "-alias", "node", "-file", "node.pem", "-keystore", "trust.p12",
-                "-storetype", "PKCS12");
-    }
-
-    private static void keytool(String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "keytool")
-                .toString()));
-        cmd.addAll(List.of(args));
-        cmd.addAll(List.of("-storepass", PASSWORD));
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            throw new IllegalStateException("keytool failed: " + out);
-        }
+        TestStores.selfSigned(dir, "certified-membership", PASSWORD);
     }
 
     private static ClusterOptions certified(ClusterOptions.Hazelcast h) {

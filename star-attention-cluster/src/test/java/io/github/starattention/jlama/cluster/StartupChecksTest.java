@@ -7,12 +7,9 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -27,25 +24,8 @@ class StartupChecksTest {
 
     @BeforeAll
     static void stores() throws Exception {
-        keytool("-genkeypair", "-alias", "node", "-keyalg", "EC", "-groupname", "secp256r1", "-dname",
-                "CN=startup-checks", "-validity", "2", "-keystore", "node.p12", "-storetype", "PKCS12",
-                "-keypass", PASSWORD);
-        keytool("-exportcert", "-alias", "node", "-keystore", "node.p12", "-rfc", "-file", "node.pem");
-        keytool("-importcert", "-noprompt", "-alias", "node", "-file", "node.pem", "-keystore", "trust.p12",
-                "-storetype", "PKCS12");
+        TestStores.selfSigned(dir, "startup-checks", PASSWORD);
         Files.writeString(dir.resolve("garbage.p12"), "this is not a key store");
-    }
-
-    private static void keytool(String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "keytool")
-                .toString()));
-        cmd.addAll(List.of(args));
-        cmd.addAll(List.of("-storepass", PASSWORD));
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            throw new IllegalStateException("keytool failed: " + out);
-        }
     }
 
     private static ClusterOptions tls(String keyStore, String password) {
