@@ -152,6 +152,14 @@ class CliBadInputIT {
     }
 
     @Test
+    void certifiedMembershipWithoutTlsOrAnUnknownMembershipSaysSoInOneLine() throws IOException {
+        Path certified = Files.writeString(tmp.resolve("certified.json"), "{\"membership\": \"certified\"}");
+        assertOneLine(run("host", "--config", certified.toString()), "membership certified needs tls.enabled");
+        Path unknown = Files.writeString(tmp.resolve("unknown.json"), "{\"membership\": \"closed\"}");
+        assertOneLine(run("host", "--config", unknown.toString()), "membership must be open or certified");
+    }
+
+    @Test
     void verbosePrintsTheStackTrace() {
         Result r = run("ask", "--verbose", "--model", tmp.resolve("nope").toString(), "--context-file", "x", "--question", "q");
         assertThat(r.code()).isEqualTo(StarAttentionCli.BAD_INPUT);
