@@ -1,6 +1,7 @@
 package io.github.starattention.attention;
 
 import io.github.starattention.concurrent.SharedTasks;
+import io.github.starattention.linear.Lanes;
 import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvPrecision;
@@ -687,7 +688,7 @@ public final class CpuAttentionKernel implements AttentionKernel {
             sum = sum.add(p);
         }
         float a = old == mx ? 1f : (float) Math.exp(old - mx);
-        l[r] = l[r] * a + sum.reduceLanes(VectorOperators.ADD);
+        l[r] = l[r] * a + Lanes.sum(sum);
         m[r] = mx;
         alpha[r] = a;
     }

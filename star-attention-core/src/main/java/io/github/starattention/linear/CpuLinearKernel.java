@@ -13,7 +13,6 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -56,10 +55,6 @@ public final class CpuLinearKernel implements LinearKernel {
     private static final int BYTE_LANES = BYTES.length();
     private static final int BYTE_PARTS = BYTE_LANES / LANES;
     /** Lane rotations by 8, 4, 2 and 1 for {@link #sum}. */
-    private static final VectorShuffle<Float> FOLD_8 = VectorShuffle.fromOp(SPECIES, i -> (i + 8) % LANES);
-    private static final VectorShuffle<Float> FOLD_4 = VectorShuffle.fromOp(SPECIES, i -> (i + 4) % LANES);
-    private static final VectorShuffle<Float> FOLD_2 = VectorShuffle.fromOp(SPECIES, i -> (i + 2) % LANES);
-    private static final VectorShuffle<Float> FOLD_1 = VectorShuffle.fromOp(SPECIES, i -> (i + 1) % LANES);
     private static final int BLOCK = Matrix.BLOCK;
     private static final int HALF = BLOCK / 2;
 
@@ -246,10 +241,10 @@ public final class CpuLinearKernel implements LinearKernel {
             s2 = FloatVector.fromArray(SPECIES, w, c + j).fma(v, s2);
             s3 = FloatVector.fromArray(SPECIES, w, d + j).fma(v, s3);
         }
-        float t0 = sum(s0);
-        float t1 = sum(s1);
-        float t2 = sum(s2);
-        float t3 = sum(s3);
+        float t0 = Lanes.sum(s0);
+        float t1 = Lanes.sum(s1);
+        float t2 = Lanes.sum(s2);
+        float t3 = Lanes.sum(s3);
         for (; j < cols; j++) {
             float v = x[xo + j];
             t0 += w[a + j] * v;
@@ -279,10 +274,10 @@ public final class CpuLinearKernel implements LinearKernel {
             s2 = bf16(w, c + j).fma(v, s2);
             s3 = bf16(w, d + j).fma(v, s3);
         }
-        float t0 = sum(s0);
-        float t1 = sum(s1);
-        float t2 = sum(s2);
-        float t3 = sum(s3);
+        float t0 = Lanes.sum(s0);
+        float t1 = Lanes.sum(s1);
+        float t2 = Lanes.sum(s2);
+        float t3 = Lanes.sum(s3);
         for (; j < cols; j++) {
             float v = x[xo + j];
             t0 += Float.intBitsToFloat(w[a + j] << 16) * v;
@@ -332,7 +327,7 @@ public final class CpuLinearKernel implements LinearKernel {
             s2 = b2.fma(FloatVector.broadcast(SPECIES, sc[rc * blocks + k]), s2);
             s3 = b3.fma(FloatVector.broadcast(SPECIES, sc[rd * blocks + k]), s3);
         }
-        store(out, o, n, sum(s0), sum(s1), sum(s2), sum(s3));
+        store(out, o, n, Lanes.sum(s0), Lanes.sum(s1), Lanes.sum(s2), Lanes.sum(s3));
     }
 
     private static FloatVector toFloats(ByteVector q, int part) {
@@ -373,7 +368,7 @@ public final class CpuLinearKernel implements LinearKernel {
             s2 = b2.fma(FloatVector.broadcast(SPECIES, sc[rc * blocks + k]), s2);
             s3 = b3.fma(FloatVector.broadcast(SPECIES, sc[rd * blocks + k]), s3);
         }
-        store(out, o, n, sum(s0), sum(s1), sum(s2), sum(s3));
+        store(out, o, n, Lanes.sum(s0), Lanes.sum(s1), Lanes.sum(s2), Lanes.sum(s3));
     }
 
     /** {@code acc + qLo * xLo + qHi * xHi} for the signed low and high nibbles of part {@code part} of {@code q}. */
@@ -383,21 +378,6 @@ public final class CpuLinearKernel implements LinearKernel {
                 .convert(VectorOperators.I2F, 0);
         FloatVector hi = (FloatVector) i.lanewise(VectorOperators.ASHR, 4).convert(VectorOperators.I2F, 0);
         return hi.fma(xHi, lo.fma(xLo, acc));
-    }
-
-    /**
-     * The sum of the lanes in a fixed order (halves folded onto each other). Not {@code reduceLanes(ADD)}: its order
-     * differs between interpreted and compiled code, so results would depend on when C2 kicked in.
-     */
-    private static float sum(FloatVector v) {
-        if (LANES >= 16) {
-            v = v.add(v.rearrange(FOLD_8));
-        }
-        if (LANES >= 8) {
-            v = v.add(v.rearrange(FOLD_4));
-        }
-        v = v.add(v.rearrange(FOLD_2));
-        return v.add(v.rearrange(FOLD_1)).lane(0);
     }
 
     private static void store(float[] out, int o, int n, float t0, float t1, float t2, float t3) {

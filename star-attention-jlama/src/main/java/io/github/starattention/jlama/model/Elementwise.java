@@ -1,5 +1,6 @@
 package io.github.starattention.jlama.model;
 
+import io.github.starattention.linear.Lanes;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -36,7 +37,7 @@ final class Elementwise {
                 FloatVector v = FloatVector.fromArray(S, x, off + i);
                 acc = v.fma(v, acc);
             }
-            float ss = acc.reduceLanes(VectorOperators.ADD);
+            float ss = Lanes.sum(acc);
             for (; i < dim; i++) {
                 ss += x[off + i] * x[off + i];
             }
