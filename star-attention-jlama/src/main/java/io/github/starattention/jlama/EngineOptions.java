@@ -1,6 +1,7 @@
 package io.github.starattention.jlama;
 
 import io.github.starattention.attention.Device;
+import io.github.starattention.jlama.model.PassingPolicy;
 import io.github.starattention.kv.KvPrecision;
 import io.github.starattention.plan.BlockPlan;
 
@@ -8,7 +9,7 @@ import io.github.starattention.plan.BlockPlan;
  * How an engine encodes contexts.
  *
  * <p>Defaults: {@link Mode#STAR}, 4 blocks, anchor = block, {@link Device#AUTO} (CUDA when a GPU is usable, else
- * CPU), threads = available processors, fp32 KV. Give either {@code blocks} or {@code blockSize}. In {@link Mode#GLOBAL}
+ * CPU), threads = available processors, fp32 KV, no passing blocks. Give either {@code blocks} or {@code blockSize}. In {@link Mode#GLOBAL}
  * the block settings are ignored and the context is one block.
  *
  * @param mode global or star
@@ -21,13 +22,19 @@ import io.github.starattention.plan.BlockPlan;
  *     work; what a host that does not own block 0 does); default false
  * @param kvPrecision element type of K and V in CPU memory: {@link KvPrecision#F32} (default, the reference) or
  *     {@link KvPrecision#BF16} (half the memory); a GPU stores KV in fp16 or bf16 either way
+ * @param passing phase-1 passing blocks (beyond the paper, see {@link PassingPolicy}): each block passes the K/V (every
+ *     layer's) of some of its tokens on to the later blocks; default {@link #DEFAULT_PASSING} (off, the paper's phase 1). In
+ *     process and on the CPU attention kernels only; ignored in {@link Mode#GLOBAL}
  */
 public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize, Device device, int threads,
-                            boolean recomputeAnchor, KvPrecision kvPrecision) {
+                            boolean recomputeAnchor, KvPrecision kvPrecision, PassingPolicy passing) {
+
+    /** No passing blocks: the paper's phase 1. */
+    public static final PassingPolicy DEFAULT_PASSING = PassingPolicy.OFF;
 
     public EngineOptions {
-        if (mode == null || device == null || kvPrecision == null) {
-            throw new IllegalArgumentException("mode, device and kvPrecision are required");
+        if (mode == null || device == null || kvPrecision == null || passing == null) {
+            throw new IllegalArgumentException("mode, device, kvPrecision and passing are required");
         }
         if (blocks < 1) {
             throw new IllegalArgumentException("blocks must be at least 1, got " + blocks);
@@ -56,7 +63,7 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
 
     public Builder toBuilder() {
         return new Builder().mode(mode).blocks(blocks).blockSize(blockSize).anchorSize(anchorSize).device(device)
-                .threads(threads).recomputeAnchor(recomputeAnchor).kvPrecision(kvPrecision);
+                .threads(threads).recomputeAnchor(recomputeAnchor).kvPrecision(kvPrecision).passing(passing);
     }
 
     /** The block plan for a context of {@code contextLength} tokens spread over {@code hosts} hosts. */
@@ -89,6 +96,7 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
         private int threads = Runtime.getRuntime().availableProcessors();
         private boolean recomputeAnchor;
         private KvPrecision kvPrecision = KvPrecision.F32;
+        private PassingPolicy passing = DEFAULT_PASSING;
 
         public Builder mode(Mode mode) {
             this.mode = mode;
@@ -131,8 +139,20 @@ public record EngineOptions(Mode mode, int blocks, int blockSize, int anchorSize
             return this;
         }
 
+        /** Passing blocks (see {@link PassingPolicy}); {@link PassingPolicy#OFF} for the paper's phase 1. */
+        public Builder passing(PassingPolicy passing) {
+            this.passing = passing;
+            return this;
+        }
+
+        /** Passing blocks: {@code tokensPerBlock} tokens per block (0 = off), chosen by {@code selection}. */
+        public Builder passing(int tokensPerBlock, PassingPolicy.Selection selection) {
+            return passing(PassingPolicy.of(tokensPerBlock, selection));
+        }
+
         public EngineOptions build() {
-            return new EngineOptions(mode, blocks, blockSize, anchorSize, device, threads, recomputeAnchor, kvPrecision);
+            return new EngineOptions(mode, blocks, blockSize, anchorSize, device, threads, recomputeAnchor, kvPrecision,
+                    passing);
         }
     }
 }

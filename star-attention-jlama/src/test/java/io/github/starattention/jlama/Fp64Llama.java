@@ -86,6 +86,37 @@ public final class Fp64Llama {
 
     /** Logits after the last of {@code tokens} (positions 0..n-1). */
     public double[] lastLogits(int[] tokens) {
+        double[][] x = forward(tokens, (layer, query, key) -> key <= query, null);
+        double[] h = rmsNorm(x[tokens.length - 1], w.get("model.norm.weight"));
+        return linear(h, tied ? "model.embed_tokens" : "lm_head", vocab);
+    }
+
+    /** Which keys a query token sees at a layer (token indices = positions {@code 0..n-1}). */
+    @FunctionalInterface
+    public interface Mask {
+        boolean visible(int layer, int query, int key);
+    }
+
+    /**
+     * The per-layer queries, keys (both after RoPE) and values of every token, {@code [layer][token][heads * d]} for
+     * {@code q} and {@code [layer][token][kvHeads * d]} for {@code k} and {@code v}.
+     */
+    public record Internals(double[][][] q, double[][][] k, double[][][] v) {
+    }
+
+    /**
+     * The forward pass of {@link #lastLogits} with each token's attention restricted to the keys {@code mask} lets it
+     * see at each layer (instead of the causal prefix), token {@code t} at position {@code t}; returns every layer's
+     * Q, K and V.
+     */
+    public Internals internals(int[] tokens, Mask mask) {
+        Internals out = new Internals(new double[layers][][], new double[layers][][], new double[layers][][]);
+        forward(tokens, mask, out);
+        return out;
+    }
+
+    /** The residual stream after the last layer; every layer's Q, K and V go into {@code keep} when it is not null. */
+    private double[][] forward(int[] tokens, Mask mask, Internals keep) {
         int n = tokens.length;
         double[][] x = new double[n][hidden];
         float[] emb = w.get("model.embed_tokens.weight");
@@ -105,13 +136,21 @@ public final class Fp64Llama {
                 k[t] = rope(linear(h, p + "self_attn.k_proj", kvHeads * d), kvHeads, t);
                 v[t] = linear(h, p + "self_attn.v_proj", kvHeads * d);
             }
+            if (keep != null) {
+                keep.q()[l] = q;
+                keep.k()[l] = k;
+                keep.v()[l] = v;
+            }
             for (int t = 0; t < n; t++) {
                 double[] att = new double[heads * d];
                 for (int hd = 0; hd < heads; hd++) {
                     int kv = hd / (heads / kvHeads);
-                    double[] s = new double[t + 1];
+                    double[] s = new double[n];
                     double max = Double.NEGATIVE_INFINITY;
-                    for (int j = 0; j <= t; j++) {
+                    for (int j = 0; j < n; j++) {
+                        if (!mask.visible(l, t, j)) {
+                            continue;
+                        }
                         double dot = 0;
                         for (int i = 0; i < d; i++) {
                             dot += q[t][hd * d + i] * k[j][kv * d + i];
@@ -120,13 +159,17 @@ public final class Fp64Llama {
                         max = Math.max(max, s[j]);
                     }
                     double sum = 0;
-                    for (int j = 0; j <= t; j++) {
-                        s[j] = Math.exp(s[j] - max);
-                        sum += s[j];
+                    for (int j = 0; j < n; j++) {
+                        if (mask.visible(l, t, j)) {
+                            s[j] = Math.exp(s[j] - max);
+                            sum += s[j];
+                        }
                     }
-                    for (int j = 0; j <= t; j++) {
-                        for (int i = 0; i < d; i++) {
-                            att[hd * d + i] += s[j] / sum * v[j][kv * d + i];
+                    for (int j = 0; j < n; j++) {
+                        if (mask.visible(l, t, j)) {
+                            for (int i = 0; i < d; i++) {
+                                att[hd * d + i] += s[j] / sum * v[j][kv * d + i];
+                            }
                         }
                     }
                 }
@@ -146,8 +189,22 @@ public final class Fp64Llama {
                 }
             }
         }
-        double[] h = rmsNorm(x[n - 1], w.get("model.norm.weight"));
-        return linear(h, tied ? "model.embed_tokens" : "lm_head", vocab);
+        return x;
+    }
+
+    /** Query heads. */
+    public int heads() {
+        return heads;
+    }
+
+    /** Key/value heads. */
+    public int kvHeads() {
+        return kvHeads;
+    }
+
+    /** Head size. */
+    public int headDim() {
+        return d;
     }
 
     private double[] linear(double[] in, String name, int out) {

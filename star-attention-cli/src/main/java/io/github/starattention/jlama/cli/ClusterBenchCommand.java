@@ -72,6 +72,7 @@ public final class ClusterBenchCommand implements Callable<Integer> {
         String context = AskCommand.readContext(contextFile != null ? contextFile : demo.resolve("haystack-16k.txt"));
         String q = question != null ? question : new com.fasterxml.jackson.databind.ObjectMapper()
                 .readTree(demo.resolve("haystack-16k.json").toFile()).get("question").asText();
+        Distributed.refusePassing(common.engineOptions(Mode.STAR));
         try (StarAttentionModel model = common.loadModel()) {
             PromptSplit split = model.split(context, q);
             int[] ctx = split.contextTokens();

@@ -5,6 +5,7 @@ import io.github.starattention.attention.cuda.CudaProbe;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.model.PassingPolicy;
 import io.github.starattention.jlama.model.WeightFormat;
 import io.github.starattention.kv.KvPrecision;
 import java.nio.file.Files;
@@ -26,6 +27,16 @@ public final class CommonOptions {
 
     @Option(names = "--anchor-size", paramLabel = "N", description = "Anchor size in tokens (default: the block size; 0 = none).")
     Integer anchorSize;
+
+    @Option(names = "--passing", paramLabel = "N",
+            description = "Passing blocks (beyond the paper): each context block passes the K/V of N of its tokens "
+                    + "on to the later blocks (default 0 = none, the paper's phase 1). In process, CPU kernels.")
+    Integer passing;
+
+    @Option(names = "--passing-rule", paramLabel = "window|spread", defaultValue = "window",
+            description = "Which of a block's tokens choose what it passes on: its last 32 tokens (window) or 32 spread "
+                    + "over it (spread), by the attention mass they put on each token. Default: ${DEFAULT-VALUE}.")
+    String passingRule;
 
     @Option(names = "--device", paramLabel = "cpu|cuda|auto", defaultValue = "auto",
             description = "Attention kernels: cpu, cuda or auto (CUDA when a GPU is usable). Default: ${DEFAULT-VALUE}.")
@@ -128,6 +139,19 @@ public final class CommonOptions {
         }
     }
 
+    /** {@code --passing} and {@code --passing-rule}, or null when {@code --passing} is not given. */
+    public PassingPolicy passingPolicy() {
+        PassingPolicy.Selection rule = PassingPolicy.Selection.parse(passingRule);
+        if (passing == null) {
+            return null;
+        }
+        if (passing < 0 || passing > PassingPolicy.MAX_TOKENS_PER_BLOCK) {
+            throw new IllegalArgumentException("--passing must be in [0, " + PassingPolicy.MAX_TOKENS_PER_BLOCK
+                    + "] (0 = none), got " + passing);
+        }
+        return PassingPolicy.of(passing, rule);
+    }
+
     /** Engine options for {@code mode} from the block flags. */
     public EngineOptions engineOptions(Mode mode) {
         if (blocks != null && blockSize != null) {
@@ -153,6 +177,10 @@ public final class CommonOptions {
         }
         if (anchorSize != null) {
             b.anchorSize(anchorSize);
+        }
+        PassingPolicy p = passingPolicy();
+        if (p != null) {
+            b.passing(p);
         }
         return b.build();
     }

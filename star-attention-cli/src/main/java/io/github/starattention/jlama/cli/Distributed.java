@@ -27,6 +27,7 @@ final class Distributed {
         if (hosts != null && hosts < 1) {
             throw new IllegalArgumentException("--hosts must be at least 1, got " + hosts);
         }
+        refusePassing(options);
         if (cluster != null) {
             return ClusterEngine.join(model, options, cluster, hosts == null ? 0 : hosts, common.weights.name());
         }
@@ -34,6 +35,17 @@ final class Distributed {
                 common.weights.name(), common.device, ClusterOptions.defaults().host().maxSessions(),
                 options.kvPrecision().name().toLowerCase(Locale.ROOT));
         return LocalCluster.engine(model, options, hosts, host);
+    }
+
+    /**
+     * Refuses passing blocks before any host is started: they run in one process only for now (the hosts would
+     * encode their blocks without them).
+     */
+    static void refusePassing(EngineOptions options) {
+        if (options.passing().enabled()) {
+            throw new IllegalArgumentException("--passing runs in one process only for now: drop --hosts/--cluster "
+                    + "or --passing");
+        }
     }
 
     /** Adds {@code hosts} (context hosts used, 0 in-process) and phase-2 {@code bytes_per_token}. */

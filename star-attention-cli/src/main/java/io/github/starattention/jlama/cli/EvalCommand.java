@@ -11,6 +11,7 @@ import io.github.starattention.jlama.eval.MarkdownReport;
 import io.github.starattention.jlama.eval.ReferenceComparison;
 import io.github.starattention.jlama.eval.TokenBudget;
 import io.github.starattention.jlama.eval.Variant;
+import io.github.starattention.jlama.model.PassingPolicy;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -70,7 +71,8 @@ public final class EvalCommand implements Callable<Integer> {
 
     @Option(names = "--sweep", paramLabel = "PARAM=V1,V2,...",
             description = "Star Attention ablation: blocks=1,2,4,8 | anchor=0,0.25,0.5,1 (fraction of the block; 0 = no anchor) "
-                    + "| block-size=N,... | anchor-size=N,... Global runs once as the baseline when --modes has it.")
+                    + "| block-size=N,... | anchor-size=N,... | passing=0,16,64,256 (passing blocks, tokens per block; "
+                    + "N:window or N:spread names the rule). Global runs once as the baseline when --modes has it.")
     String sweep;
 
     @Option(names = "--reference", paramLabel = "FILE",
@@ -163,14 +165,16 @@ public final class EvalCommand implements Callable<Integer> {
             if (mode.equals("global")) {
                 out.add(Variant.global());
             } else if (sweep == null) {
-                out.add(Variant.star(common.blocks, common.blockSize, common.anchorSize));
+                out.add(Variant.star(common.blocks, common.blockSize, common.anchorSize, common.passingPolicy()));
             }
         }
         if (common.blocks != null && common.blockSize != null) {
             throw new IllegalArgumentException("give either --blocks or --block-size, not both");
         }
         if (sweep != null) {
-            out.addAll(Variant.sweep(sweep, Variant.star(common.blocks, common.blockSize, common.anchorSize)));
+            out.addAll(Variant.sweep(sweep, Variant.star(common.blocks, common.blockSize, common.anchorSize,
+                    common.passingPolicy() != null ? common.passingPolicy()
+                            : PassingPolicy.of(0, PassingPolicy.Selection.parse(common.passingRule)))));
         }
         return out;
     }
@@ -207,7 +211,8 @@ public final class EvalCommand implements Callable<Integer> {
                         + (common.blocks != null ? common.blocks : 4) + "))";
         String anchor = common.anchorSize != null ? "anchor " + common.anchorSize + " tokens (capped at the block)"
                 : "anchor = block";
-        return block + ", " + anchor;
+        PassingPolicy p = common.passingPolicy();
+        return block + ", " + anchor + (p != null && p.enabled() ? ", passing blocks " + p : "");
     }
 
     private static void printOverall(EvalSummary s, PrintWriter o) {

@@ -96,6 +96,7 @@ public final class Charts {
         String xTitle = switch (p) {
             case "anchor" -> "anchor size (fraction of the block; 0 = no anchor)";
             case "blocks" -> "number of context blocks (1 = global)";
+            case "passing" -> "passing blocks: tokens each block passes on (0 = the paper's phase 1)";
             default -> p;
         };
         XYChart c = new XYChartBuilder().width(WIDTH).height(HEIGHT).title("Star Attention " + p + " sweep")

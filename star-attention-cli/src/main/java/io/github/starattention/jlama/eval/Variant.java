@@ -3,6 +3,7 @@ package io.github.starattention.jlama.eval;
 import io.github.starattention.attention.Device;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
+import io.github.starattention.jlama.model.PassingPolicy;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -18,9 +19,16 @@ import java.util.Locale;
  * @param blockSize block size in tokens, null to derive it from {@code blocks}
  * @param anchorSize anchor size in tokens (capped at the block), null for the default
  * @param anchorFraction anchor as a fraction of the block (0 = no anchor, 1 = the block), null for the default
+ * @param passing phase-1 passing blocks (beyond the paper), null or {@link PassingPolicy#OFF} for none
  */
 public record Variant(String label, Mode mode, String setting, Integer blocks, Integer blockSize, Integer anchorSize,
-                      Double anchorFraction) {
+                      Double anchorFraction, PassingPolicy passing) {
+
+    /** A variant without passing blocks. */
+    public Variant(String label, Mode mode, String setting, Integer blocks, Integer blockSize, Integer anchorSize,
+                   Double anchorFraction) {
+        this(label, mode, setting, blocks, blockSize, anchorSize, anchorFraction, null);
+    }
 
     public Variant {
         if (blocks != null && blocks < 1) {
@@ -48,6 +56,11 @@ public record Variant(String label, Mode mode, String setting, Integer blocks, I
     /** Star Attention with the given block flags (nulls = 4 blocks, anchor = block). */
     public static Variant star(Integer blocks, Integer blockSize, Integer anchorSize) {
         return new Variant("star", Mode.STAR, null, blocks, blockSize, anchorSize, null);
+    }
+
+    /** Star Attention with the given block flags and passing blocks ({@code null} = none). */
+    public static Variant star(Integer blocks, Integer blockSize, Integer anchorSize, PassingPolicy passing) {
+        return new Variant("star", Mode.STAR, null, blocks, blockSize, anchorSize, null, passing);
     }
 
     /** The mode's name in lower case. */
@@ -90,6 +103,9 @@ public record Variant(String label, Mode mode, String setting, Integer blocks, I
         EngineOptions.Builder b = EngineOptions.builder().mode(mode).device(device).threads(threads);
         if (mode == Mode.STAR) {
             b.blockSize(blockSizeFor(contextTokens)).anchorSize(anchorSizeFor(contextTokens));
+            if (passing != null) {
+                b.passing(passing);
+            }
         }
         return b.build();
     }
@@ -97,8 +113,9 @@ public record Variant(String label, Mode mode, String setting, Integer blocks, I
     /**
      * The Star Attention variants of a sweep {@code PARAM=V1,V2,...}: {@code blocks=1,2,4,8},
      * {@code block-size=512,1024}, {@code anchor=0,0.25,0.5,1} (fraction of the block) or
-     * {@code anchor-size=0,64,256} (tokens, capped at the block). Settings the sweep does not vary come from
-     * {@code base} (a star variant).
+     * {@code anchor-size=0,64,256} (tokens, capped at the block) or {@code passing=0,16,64,256} (passing blocks:
+     * tokens each block passes on, 0 = none; a value {@code 64:spread} also names the selection, else the
+     * base's or {@code window}). Settings the sweep does not vary come from {@code base} (a star variant).
      */
     public static List<Variant> sweep(String spec, Variant base) {
         int eq = spec.indexOf('=');
@@ -117,15 +134,18 @@ public record Variant(String label, Mode mode, String setting, Integer blocks, I
             try {
                 out.add(switch (param) {
                     case "blocks" -> new Variant(label, Mode.STAR, setting, Integer.parseInt(v), null,
-                            base.anchorSize(), base.anchorFraction());
+                            base.anchorSize(), base.anchorFraction(), base.passing());
                     case "block-size" -> new Variant(label, Mode.STAR, setting, null, Integer.parseInt(v),
-                            base.anchorSize(), base.anchorFraction());
+                            base.anchorSize(), base.anchorFraction(), base.passing());
                     case "anchor" -> new Variant(label, Mode.STAR, setting, base.blocks(), base.blockSize(), null,
-                            Double.parseDouble(v));
+                            Double.parseDouble(v), base.passing());
                     case "anchor-size" -> new Variant(label, Mode.STAR, setting, base.blocks(), base.blockSize(),
-                            Integer.parseInt(v), null);
+                            Integer.parseInt(v), null, base.passing());
+                    case "passing" -> new Variant(label, Mode.STAR, setting, base.blocks(), base.blockSize(),
+                            base.anchorSize(), base.anchorFraction(), passingValue(v, base.passing()));
                     default -> throw new IllegalArgumentException("--sweep parameter must be blocks, block-size, anchor "
-                            + "(fraction of the block) or anchor-size (tokens), got '" + param + "'");
+                            + "(fraction of the block), anchor-size (tokens) or passing (tokens per block), got '"
+                            + param + "'");
                 });
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException("--sweep value '" + v + "' of " + param + " is not a number", e);
@@ -135,6 +155,19 @@ public record Variant(String label, Mode mode, String setting, Integer blocks, I
             throw new IllegalArgumentException("--sweep " + spec + " lists no values");
         }
         return out;
+    }
+
+    /** A passing sweep value: {@code N} (the base's selection, else window) or {@code N:window|spread}. */
+    static PassingPolicy passingValue(String v, PassingPolicy base) {
+        int colon = v.indexOf(':');
+        String n = colon < 0 ? v : v.substring(0, colon).trim();
+        PassingPolicy.Selection rule = colon >= 0 ? PassingPolicy.Selection.parse(v.substring(colon + 1))
+                : base != null ? base.selection() : PassingPolicy.Selection.WINDOW;
+        int tokens = Integer.parseInt(n);
+        if (tokens < 0) {
+            throw new IllegalArgumentException("--sweep passing values must be at least 0 (0 = none), got " + tokens);
+        }
+        return PassingPolicy.of(tokens, rule);
     }
 
     /** The sweep parameter of {@code setting} ({@code anchor} of {@code anchor=0.25}), or null. */

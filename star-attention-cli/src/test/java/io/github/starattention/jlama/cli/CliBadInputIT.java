@@ -152,6 +152,18 @@ class CliBadInputIT {
     }
 
     @Test
+    void aBadPassingSettingOrPassingInTheClusterSaysSoInOneLine() throws IOException {
+        String model = TestData.modelDir().toString();
+        String ctx = context("a b c d e f g h").toString();
+        assertOneLine(run("ask", "--model", model, "--context-file", ctx, "--question", "q", "--passing", "-1"),
+                "--passing must be in [0, 65536]");
+        assertOneLine(run("ask", "--model", model, "--context-file", ctx, "--question", "q", "--passing", "8",
+                "--passing-rule", "question"), "passing selection must be window or spread, got 'question'");
+        assertOneLine(run("ask", "--model", model, "--context-file", ctx, "--question", "q", "--passing", "8",
+                "--hosts", "2"), "--passing runs in one process only for now");
+    }
+
+    @Test
     void certifiedMembershipWithoutTlsOrAnUnknownMembershipSaysSoInOneLine() throws IOException {
         Path certified = Files.writeString(tmp.resolve("certified.json"), "{\"membership\": \"certified\"}");
         assertOneLine(run("host", "--config", certified.toString()), "membership certified needs tls.enabled");

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.github.starattention.attention.Device;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
+import io.github.starattention.jlama.model.PassingPolicy;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -56,6 +57,25 @@ class VariantTest {
         assertThat(v.anchorCapped(1000)).isTrue();
         assertThat(v.anchorSizeFor(4000)).isEqualTo(512);
         assertThat(v.anchorCapped(4000)).isFalse();
+    }
+
+    @Test
+    void passingSweepSetsThePolicyAndKeepsTheBlocks() {
+        Variant base = Variant.star(null, null, 100, PassingPolicy.of(0, PassingPolicy.Selection.SPREAD));
+        List<Variant> vs = Variant.sweep("passing=0,16,64:window", base);
+        assertThat(vs).extracting(Variant::label)
+                .containsExactly("star passing=0", "star passing=16", "star passing=64:window");
+        assertThat(vs).extracting(Variant::passing).containsExactly(PassingPolicy.of(0, PassingPolicy.Selection.SPREAD),
+                PassingPolicy.of(16, PassingPolicy.Selection.SPREAD), PassingPolicy.of(64, PassingPolicy.Selection.WINDOW));
+        EngineOptions o = vs.get(2).options(4000, Device.CPU, 1);
+        assertThat(o.passing()).isEqualTo(PassingPolicy.of(64, PassingPolicy.Selection.WINDOW));
+        assertThat(o.blockSize()).isEqualTo(1000);
+        assertThat(o.anchorSize()).isEqualTo(100);
+        assertThat(Variant.star(null, null, null).options(4000, Device.CPU, 1).passing()).isEqualTo(PassingPolicy.OFF);
+        assertThatThrownBy(() -> Variant.sweep("passing=-1", base)).hasMessageContaining("at least 0");
+        assertThatThrownBy(() -> Variant.sweep("passing=8:question", base))
+                .hasMessage("passing selection must be window or spread, got 'question'");
+        assertThatThrownBy(() -> Variant.sweep("passing=lots", base)).hasMessageContaining("is not a number");
     }
 
     @Test

@@ -1,6 +1,8 @@
 package io.github.starattention.jlama.model;
 
 import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.attention.AttentionQuery;
+import io.github.starattention.attention.PartialAttention;
 import io.github.starattention.kv.KvStore;
 import java.util.List;
 import java.util.Objects;
@@ -18,7 +20,8 @@ import java.util.Objects;
  * @param local partitions on this host, in context order, each giving one partial; include {@code target} to attend
  *     to the chunk itself (causally, by position)
  * @param remote partitions on other hosts (they precede {@code local} in context order), or {@code null}
- * @param hook called around each layer's attention (phase 1 with an anchor from another host), or {@code null}
+ * @param hook called around each layer's attention (phase 1 with an anchor from another host, or with passing
+ *     blocks), or {@code null}
  */
 public record ChunkAttention(AttentionKernel kernel, int[] positions, KvStore target, int firstSlot,
                              List<KvStore> local, RemotePartitions remote, LayerHook hook) {
@@ -37,6 +40,15 @@ public record ChunkAttention(AttentionKernel kernel, int[] positions, KvStore ta
 
         /** Called before {@code layer} attends to the partitions; may wait until a partition holds that layer. */
         default void beforeAttention(int layer) {
+        }
+
+        /**
+         * A partition beyond {@code local} and {@code remote} that {@code query} attends to at {@code layer} (what
+         * earlier blocks passed on, see {@link PassingPolicy}), or {@code null} for none. Called once per layer after
+         * {@link #beforeAttention}; it may also look at the queries.
+         */
+        default PartialAttention attendExtra(int layer, AttentionQuery query) {
+            return null;
         }
     }
 }

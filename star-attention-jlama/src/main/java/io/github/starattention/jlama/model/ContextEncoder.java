@@ -1,6 +1,7 @@
 package io.github.starattention.jlama.model;
 
 import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
@@ -144,6 +145,12 @@ public final class ContextEncoder {
      */
     public List<KvStore> encodeBlocks(BlockPlan plan, int[] context, List<Block> blocks, boolean recomputeAnchor,
                                       AnchorExchange exchange, IntConsumer progress) {
+        return encodeBlocks(plan, context, blocks, recomputeAnchor, exchange, null, progress);
+    }
+
+    /** Phase 1 as above; with {@code passed} not null, each block also attends to and passes on as it says. */
+    private List<KvStore> encodeBlocks(BlockPlan plan, int[] context, List<Block> blocks, boolean recomputeAnchor,
+                                       AnchorExchange exchange, PassingBlocks passed, IntConsumer progress) {
         requireMemory(plan, blocks);
         List<KvStore> stores = new ArrayList<>(blocks.size());
         KvStore anchor = null;
@@ -156,11 +163,12 @@ public final class ContextEncoder {
                 int slack = block.index() == plan.blockCount() - 1 ? QUERY_SLACK : 0;
                 int base = done;
                 IntConsumer blockProgress = n -> progress.accept(base + n);
+                PassingBlocks.BlockHook hook = passed == null ? null : passed.hook(block);
                 KvStore store;
                 if (block.index() == 0) {
-                    store = encodeBlock0(block, slack, context, a, exchange.sink(), blockProgress);
+                    store = encodeBlock0(block, slack, context, a, exchange.sink(), hook, blockProgress);
                 } else if (a == 0) {
-                    store = encodeBlock(block, slack, context, List.of(), null, blockProgress);
+                    store = encodeBlock(block, slack, context, List.of(), null, hook, blockProgress);
                 } else {
                     if (anchor == null) {
                         if (!recomputeAnchor && !stores.isEmpty() && blocks.getFirst().index() == 0) {
@@ -173,7 +181,7 @@ public final class ContextEncoder {
                         }
                     }
                     try {
-                        store = encodeBlock(block, slack, context, List.of(anchor), remoteAnchor, blockProgress);
+                        store = encodeBlock(block, slack, context, List.of(anchor), remoteAnchor, hook, blockProgress);
                     } catch (AnchorUnavailableException e) {
                         log.warn("block {}: {}; encoding the anchor here instead", block.index(), e.getMessage());
                         KvStore unusable = anchor;
@@ -181,14 +189,18 @@ public final class ContextEncoder {
                         remoteAnchor = null;
                         unusable.close();
                         anchor = encodeAnchor(context, a);
-                        store = encodeBlock(block, slack, context, List.of(anchor), null, blockProgress);
+                        store = encodeBlock(block, slack, context, List.of(anchor), null, hook, blockProgress);
                     }
                 }
                 stores.add(store);
+                if (passed != null && block.index() < plan.blockCount() - 1) {
+                    passed.pass(block, store, anchor, hook);
+                }
                 done += block.length();
-                log.debug("block {} [{}, {}) encoded in {} ms (anchor {}{})", block.index(), block.start(), block.end(),
-                        (System.nanoTime() - t0) / 1_000_000, block.index() == 0 ? 0 : a,
-                        remoteAnchor != null ? ", from the host of block 0" : "");
+                log.debug("block {} [{}, {}) encoded in {} ms (anchor {}{}{})", block.index(), block.start(),
+                        block.end(), (System.nanoTime() - t0) / 1_000_000, block.index() == 0 ? 0 : a,
+                        remoteAnchor != null ? ", from the host of block 0" : "",
+                        passed != null ? ", " + passed.passedTokens(0) + " passed tokens" : "");
             }
         } catch (RuntimeException e) {
             stores.forEach(KvStore::close);
@@ -201,13 +213,51 @@ public final class ContextEncoder {
         return stores;
     }
 
+    /**
+     * Phase 1 of every block of {@code plan} in one process with a {@link PassingPolicy} (beyond the paper): as
+     * {@link #encodeBlocks(BlockPlan, int[], List, boolean, IntConsumer)}, but each block, once encoded, passes the K/V
+     * of {@link PassingPolicy#tokensPerBlock()} of its tokens per layer on to every later block, which attends to them
+     * at that layer at their true positions, next to the anchor and itself. With nothing passed ({@code
+     * tokensPerBlock = 0}) the KV is the plain phase 1's, bit for bit. A one-block plan is encoded as usual.
+     *
+     * @param blocks every block of the plan, in order (the earlier blocks must be here to pass anything on)
+     */
+    public List<KvStore> encodeBlocks(BlockPlan plan, int[] context, List<Block> blocks, boolean recomputeAnchor,
+                                      PassingPolicy passing, IntConsumer progress) {
+        return encodeBlocks(plan, context, blocks, recomputeAnchor, passing, PassingBlocks.Trace.NONE, progress);
+    }
+
+    /** As {@link #encodeBlocks(BlockPlan, int[], List, boolean, PassingPolicy, IntConsumer)}, reporting selections. */
+    List<KvStore> encodeBlocks(BlockPlan plan, int[] context, List<Block> blocks, boolean recomputeAnchor,
+                               PassingPolicy passing, PassingBlocks.Trace trace, IntConsumer progress) {
+        if (plan.blockCount() == 1) {
+            return encodeBlocks(plan, context, blocks, recomputeAnchor, progress);
+        }
+        for (int i = 0; i < blocks.size(); i++) {
+            if (blocks.get(i).index() != i) {
+                throw new IllegalArgumentException("passing blocks encode every block of the plan in order in one "
+                        + "process; got block " + blocks.get(i).index() + " at " + i);
+            }
+        }
+        if (!(kernel.createStore(new KvLayout(1, layout.kvHeads(), layout.headDim(), 0)) instanceof HeapKvStore probe)) {
+            throw new IllegalArgumentException("passing blocks need the CPU attention kernels (--device cpu); "
+                    + kernel.name() + " is in use");
+        }
+        probe.close();
+        try (PassingBlocks passed = new PassingBlocks(passing, kernel, layout, model.config().numberOfHeads,
+                model.attentionScale(), plan.effectiveAnchor(), plan.blockCount(), trace)) {
+            return encodeBlocks(plan, context, blocks, recomputeAnchor, AnchorExchange.NONE, passed, progress);
+        }
+    }
+
+    /** Encodes {@code block} after {@code prefix}; {@code gate} (a remote anchor) or {@code hook} may be null. */
     private KvStore encodeBlock(Block block, int slack, int[] context, List<KvStore> prefix, AnchorReceiver gate,
-                                IntConsumer progress) {
+                                PassingBlocks.BlockHook hook, IntConsumer progress) {
         int[] tokens = Arrays.copyOfRange(context, block.start(), block.end());
         int[] positions = range(block.start(), block.end());
         return filled(block.length() + slack, store -> {
             if (gate == null) {
-                append(tokens, positions, store, prefix, null, false, progress, null);
+                append(tokens, positions, store, prefix, null, false, progress, hook == null ? null : from -> hook);
             } else {
                 appendLayerMajor(tokens, positions, store, prefix, from -> gate, progress);
             }
@@ -215,14 +265,14 @@ public final class ContextEncoder {
     }
 
     private KvStore encodeBlock0(Block block, int slack, int[] context, int a, Consumer<AnchorExchange.Layer> sink,
-                                 IntConsumer progress) {
+                                 PassingBlocks.BlockHook hook, IntConsumer progress) {
         if (a == 0) {
-            return encodeBlock(block, slack, context, List.of(), null, progress);
+            return encodeBlock(block, slack, context, List.of(), null, hook, progress);
         }
         return filled(block.length() + slack, store -> {
             appendAnchor(context, a, store, sink, progress);
             append(Arrays.copyOfRange(context, a, block.end()), range(a, block.end()), store, List.of(), null, false,
-                    n -> progress.accept(a + n), null);
+                    n -> progress.accept(a + n), hook == null ? null : from -> hook);
         });
     }
 

@@ -68,6 +68,11 @@ public final class Decoder implements AutoCloseable {
         return c;
     }
 
+    /** The attention score scale ({@code 1/sqrt(headDim)} unless the config says otherwise). */
+    float attentionScale() {
+        return scale;
+    }
+
     /** Bytes of the weights in memory. */
     public long weightBytes() {
         return w.bytes();
@@ -164,6 +169,7 @@ public final class Decoder implements AutoCloseable {
         if (a.hook() != null) {
             a.hook().beforeAttention(layer);
         }
+        PartialAttention extra = a.hook() == null ? null : a.hook().attendExtra(layer, query);
         List<PartialAttention> local = a.kernel().attendAll(a.local(), layer, query);
         List<PartialAttention> parts = new ArrayList<>(local.size() + 4);
         if (remote != null) {
@@ -174,6 +180,10 @@ public final class Decoder implements AutoCloseable {
             }
         }
         parts.addAll(local);
+        if (extra != null) {
+            // passed-on K/V of earlier blocks: before the chunk's own block (the last local partition) in context order
+            parts.add(parts.size() - 1, extra);
+        }
         return parts.size() == 1 ? parts.getFirst() : LseMerge.merge(parts);
     }
 
