@@ -59,11 +59,8 @@ public final class LocalEngine implements StarAttentionEngine {
         }
         BlockPlan plan = options.plan(contextTokens.length, 1);
         long t0 = System.nanoTime();
-        List<KvStore> stores = options.passing().enabled()
-                ? encoder.encodeBlocks(plan, contextTokens, plan.blocks(), options.recomputeAnchor(), options.passing(),
-                        n -> listener.onProgress(n, contextTokens.length))
-                : encoder.encodeBlocks(plan, contextTokens, plan.blocks(), options.recomputeAnchor(),
-                        n -> listener.onProgress(n, contextTokens.length));
+        List<KvStore> stores = encoder.encodeBlocks(plan, contextTokens, plan.blocks(), options.recomputeAnchor(),
+                options.passing(), n -> listener.onProgress(n, contextTokens.length));
         double ms = (System.nanoTime() - t0) / 1e6;
         log.debug("prefilled {} tokens as {} in {} ms", contextTokens.length, plan, (long) ms);
         return new LocalContextSession(model, encoder, plan, stores, ms);

@@ -139,17 +139,14 @@ public final class CommonOptions {
         }
     }
 
-    /** {@code --passing} and {@code --passing-rule}, or null when {@code --passing} is not given. */
+    /** {@code --passing} (0 when not given: nothing passed) with {@code --passing-rule}. */
     public PassingPolicy passingPolicy() {
         PassingPolicy.Selection rule = PassingPolicy.Selection.parse(passingRule);
-        if (passing == null) {
-            return null;
-        }
-        if (passing < 0 || passing > PassingPolicy.MAX_TOKENS_PER_BLOCK) {
+        if (passing != null && (passing < 0 || passing > PassingPolicy.MAX_TOKENS_PER_BLOCK)) {
             throw new IllegalArgumentException("--passing must be in [0, " + PassingPolicy.MAX_TOKENS_PER_BLOCK
                     + "] (0 = none), got " + passing);
         }
-        return PassingPolicy.of(passing, rule);
+        return PassingPolicy.of(passing == null ? 0 : passing, rule);
     }
 
     /** Engine options for {@code mode} from the block flags. */
@@ -178,10 +175,6 @@ public final class CommonOptions {
         if (anchorSize != null) {
             b.anchorSize(anchorSize);
         }
-        PassingPolicy p = passingPolicy();
-        if (p != null) {
-            b.passing(p);
-        }
-        return b.build();
+        return b.passing(passingPolicy()).build();
     }
 }

@@ -173,8 +173,7 @@ public final class EvalCommand implements Callable<Integer> {
         }
         if (sweep != null) {
             out.addAll(Variant.sweep(sweep, Variant.star(common.blocks, common.blockSize, common.anchorSize,
-                    common.passingPolicy() != null ? common.passingPolicy()
-                            : PassingPolicy.of(0, PassingPolicy.Selection.parse(common.passingRule)))));
+                    common.passingPolicy())));
         }
         return out;
     }
@@ -212,7 +211,7 @@ public final class EvalCommand implements Callable<Integer> {
         String anchor = common.anchorSize != null ? "anchor " + common.anchorSize + " tokens (capped at the block)"
                 : "anchor = block";
         PassingPolicy p = common.passingPolicy();
-        return block + ", " + anchor + (p != null && p.enabled() ? ", passing blocks " + p : "");
+        return block + ", " + anchor + (p.enabled() ? ", passing blocks " + p : "");
     }
 
     private static void printOverall(EvalSummary s, PrintWriter o) {

@@ -217,13 +217,16 @@ public final class ContextEncoder {
      * Phase 1 of every block of {@code plan} in one process with a {@link PassingPolicy} (beyond the paper): as
      * {@link #encodeBlocks(BlockPlan, int[], List, boolean, IntConsumer)}, but each block, once encoded, passes the K/V
      * of {@link PassingPolicy#tokensPerBlock()} of its tokens per layer on to every later block, which attends to them
-     * at that layer at their true positions, next to the anchor and itself. With nothing passed ({@code
-     * tokensPerBlock = 0}) the KV is the plain phase 1's, bit for bit. A one-block plan is encoded as usual.
+     * at that layer at their true positions, next to the anchor and itself. With nothing to pass ({@code
+     * tokensPerBlock = 0}) or a one-block plan this is the plain phase 1.
      *
      * @param blocks every block of the plan, in order (the earlier blocks must be here to pass anything on)
      */
     public List<KvStore> encodeBlocks(BlockPlan plan, int[] context, List<Block> blocks, boolean recomputeAnchor,
                                       PassingPolicy passing, IntConsumer progress) {
+        if (!passing.enabled()) {
+            return encodeBlocks(plan, context, blocks, recomputeAnchor, progress);
+        }
         return encodeBlocks(plan, context, blocks, recomputeAnchor, passing, PassingBlocks.Trace.NONE, progress);
     }
 
