@@ -1,7 +1,7 @@
 package io.github.starattention.attention;
 
-import io.github.starattention.attention.cuda.CudaAttentionKernel;
-import io.github.starattention.attention.cuda.CudaProbe;
+import io.github.starattention.cuda.CudaAttentionKernel;
+import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.kv.KvPrecision;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
@@ -36,7 +36,7 @@ public final class AttentionKernels {
 
     /**
      * {@link #open(Device, int)} with the CPU kernel's KV in {@code cpuKv} (the CUDA kernel keeps its fp16 or bf16,
-     * {@link io.github.starattention.attention.cuda.KvDtype}).
+     * {@link io.github.starattention.cuda.KvDtype}).
      */
     public static AttentionKernel open(Device device, int threads, KvPrecision cpuKv) {
         return switch (device) {

@@ -199,6 +199,30 @@ public final class Matrix {
         return type + "[" + rows + " x " + cols + "]";
     }
 
+    /**
+     * Copies elements {@code [from, from + dst.length)} of an {@link WeightType#F32} matrix (row-major) into
+     * {@code dst}, e.g. to upload it in slices.
+     */
+    public void copyFloats(long from, float[] dst) {
+        requireType(WeightType.F32);
+        System.arraycopy(f32, Math.toIntExact(from), dst, 0, dst.length);
+    }
+
+    /**
+     * Copies the bfloat16 bits of elements {@code [from, from + dst.length)} of a {@link WeightType#BF16} matrix
+     * (row-major) into {@code dst}, e.g. to upload it in slices.
+     */
+    public void copyBf16(long from, short[] dst) {
+        requireType(WeightType.BF16);
+        System.arraycopy(bf16, Math.toIntExact(from), dst, 0, dst.length);
+    }
+
+    private void requireType(WeightType t) {
+        if (type != t) {
+            throw new IllegalStateException(this + " is not " + t);
+        }
+    }
+
     /** fp32 to bfloat16, rounded to nearest even (NaN kept NaN). */
     public static short toBf16(float x) {
         int bits = Float.floatToRawIntBits(x);

@@ -96,6 +96,19 @@ public final class RotaryEmbedding {
         }
     }
 
+    /**
+     * The cos and sin of positions {@code 0..positions-1}, {@code [positions][headDim/2]} each, the values {@link #apply}
+     * uses (e.g. to upload them to a GPU).
+     */
+    public float[][] table(int positions) {
+        if (positions <= 0 || positions > maxPositions) {
+            throw new IllegalArgumentException(positions + " positions: the model has " + maxPositions);
+        }
+        ensureTable(positions - 1);
+        int n = positions * (headDim / 2);
+        return new float[][] {java.util.Arrays.copyOf(cos, n), java.util.Arrays.copyOf(sin, n)};
+    }
+
     private void ensureTable(int position) {
         int half = headDim / 2;
         if ((long) (position + 1) * half <= cos.length) {

@@ -56,9 +56,9 @@ final class LocalContextSession implements ContextSession {
         int mark = last.mark();
         try {
             GenerationLoop loop = new GenerationLoop(model.eosTokens(), model::decode);
-            return loop.run(queryTokens, plan.contextLength(), options, listener, (tokens, start) ->
+            return loop.run(queryTokens, plan.contextLength(), options, listener, (tokens, start, want) ->
                     encoder.append(tokens, ContextEncoder.range(start, start + tokens.length), last,
-                            stores.subList(0, stores.size() - 1), null, true, n -> { }));
+                            stores.subList(0, stores.size() - 1), null, want, n -> { }));
         } finally {
             last.rollback(mark);
         }

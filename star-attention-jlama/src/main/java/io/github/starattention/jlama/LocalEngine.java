@@ -28,7 +28,12 @@ public final class LocalEngine implements StarAttentionEngine {
         this.model = Objects.requireNonNull(model, "model");
         this.options = Objects.requireNonNull(options, "options");
         this.kernel = AttentionKernels.open(options.device(), options.threads(), options.kvPrecision());
-        this.encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
+        try {
+            this.encoder = ContextEncoder.open(model.decoder(), kernel);
+        } catch (RuntimeException | Error e) {
+            kernel.close();
+            throw e;
+        }
     }
 
     /** An engine running {@code model} with {@code options} (its kernel is opened now and closed with the engine). */
@@ -66,8 +71,17 @@ public final class LocalEngine implements StarAttentionEngine {
         return new LocalContextSession(model, encoder, plan, stores, ms);
     }
 
+    /** Where the forward pass runs: {@code cpu}, or {@code cuda:N} when the whole model is on a GPU. */
+    public String passName() {
+        return encoder.passName();
+    }
+
     @Override
     public void close() {
-        kernel.close();
+        try {
+            encoder.close();
+        } finally {
+            kernel.close();
+        }
     }
 }

@@ -1,5 +1,6 @@
 package io.github.starattention.jlama;
 
+import io.github.starattention.jlama.model.Logits;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -52,7 +53,7 @@ class EngineEquivalenceIT {
         List<KvStore> stores = encoder.encodeBlocks(plan, context, plan.blocks(), recomputeAnchor, n -> { });
         try {
             return encoder.append(query, ContextEncoder.range(context.length, context.length + query.length),
-                    stores.getLast(), stores.subList(0, stores.size() - 1), null, true, n -> { });
+                    stores.getLast(), stores.subList(0, stores.size() - 1), null, Logits.Want.ALL, n -> { }).values();
         } finally {
             stores.forEach(KvStore::close);
         }

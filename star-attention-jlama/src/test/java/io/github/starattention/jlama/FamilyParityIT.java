@@ -1,5 +1,6 @@
 package io.github.starattention.jlama;
 
+import io.github.starattention.jlama.model.Logits;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -89,7 +90,7 @@ class FamilyParityIT {
             List<KvStore> stores = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { });
             try {
                 return encoder.append(query, ContextEncoder.range(ctx.length, ctx.length + query.length),
-                        stores.getLast(), stores.subList(0, stores.size() - 1), null, true, n -> { });
+                        stores.getLast(), stores.subList(0, stores.size() - 1), null, Logits.Want.ALL, n -> { }).values();
             } finally {
                 stores.forEach(KvStore::close);
             }

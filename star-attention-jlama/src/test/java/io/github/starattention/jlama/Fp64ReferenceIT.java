@@ -1,5 +1,6 @@
 package io.github.starattention.jlama;
 
+import io.github.starattention.jlama.model.Logits;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.github.starattention.attention.AttentionKernel;
@@ -106,7 +107,7 @@ class Fp64ReferenceIT {
             BlockPlan plan = BlockPlan.global(context.length);
             List<KvStore> stores = encoder.encodeBlocks(plan, context, plan.blocks(), false, n -> { });
             got = encoder.append(new int[] {tokens[length - 1]}, new int[] {length - 1}, stores.getLast(), List.of(),
-                    null, true, n -> { });
+                    null, Logits.Want.ALL, n -> { }).values();
             stores.forEach(KvStore::close);
         }
         return got;

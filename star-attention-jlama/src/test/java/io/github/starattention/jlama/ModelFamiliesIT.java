@@ -1,5 +1,6 @@
 package io.github.starattention.jlama;
 
+import io.github.starattention.jlama.model.Logits;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.github.tjake.jlama.model.AbstractModel;
@@ -44,7 +45,7 @@ class ModelFamiliesIT {
             BlockPlan plan = BlockPlan.global(tokens.length - 1);
             List<KvStore> stores = encoder.encodeBlocks(plan, java.util.Arrays.copyOf(tokens, tokens.length - 1), plan.blocks(), false, n -> { });
             mine = encoder.append(new int[] {tokens[tokens.length - 1]}, new int[] {tokens.length - 1}, stores.getLast(),
-                    List.of(), null, true, n -> { });
+                    List.of(), null, Logits.Want.ALL, n -> { }).values();
             stores.forEach(KvStore::close);
         }
         float[] theirs;

@@ -1,5 +1,6 @@
 package io.github.starattention.langchain4j;
 
+import io.github.starattention.jlama.model.Logits;
 import io.github.starattention.jlama.ContextSession;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Generation;
@@ -119,12 +120,12 @@ final class ScriptedEngine implements StarAttentionEngine {
                         generatedTokens.incrementAndGet();
                         listener.onToken(id, text);
                     },
-                    (tokens, start) -> {
+                    (tokens, start, want) -> {
                         sleep(stepMillis);
                         float[] logits = new float[vocab];
                         int i = step[0]++;
                         logits[i < body.length ? body[i] : eos] = 100f;
-                        return logits;
+                        return Logits.of(logits);
                     });
         }
 

@@ -1,7 +1,7 @@
 package io.github.starattention.jlama.cli;
 
 import io.github.starattention.attention.Device;
-import io.github.starattention.attention.cuda.CudaProbe;
+import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.StarAttentionModel;

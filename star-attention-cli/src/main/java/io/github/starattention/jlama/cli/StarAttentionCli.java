@@ -1,5 +1,6 @@
 package io.github.starattention.jlama.cli;
 
+import io.github.starattention.jlama.bench.GpuBenchCommand;
 import io.github.starattention.jlama.bench.LlamaCppBenchCommand;
 import io.github.starattention.jlama.model.WeightFormat;
 import java.io.PrintWriter;
@@ -14,7 +15,7 @@ import picocli.CommandLine.Command;
         description = "Star Attention (arXiv 2411.17116) on Jlama: long-context inference with blockwise context encoding.",
         subcommands = {DemoCommand.class, AskCommand.class, BenchCommand.class, HostCommand.class,
                 ClusterBenchCommand.class, EvalCommand.class, GenerateCommand.class, TokenizerBenchCommand.class,
-                LlamaCppBenchCommand.class, CommandLine.HelpCommand.class})
+                LlamaCppBenchCommand.class, GpuBenchCommand.class, CommandLine.HelpCommand.class})
 public final class StarAttentionCli {
 
     /** Exit code for bad input. */

@@ -3,7 +3,7 @@ package io.github.starattention.jlama.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
-import io.github.starattention.attention.cuda.CudaProbe;
+import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.jlama.TestData;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -127,6 +127,14 @@ class CliBadInputIT {
                 "--question", "q", "--device", "cuda");
         assertOneLine(r, "--device cuda: CUDA is not usable here");
         assertThat(r.err()).contains("use --device auto or --device cpu");
+    }
+
+    @Test
+    void theGpuBenchmarkWithoutAGpuIsRefused() {
+        assumeFalse(CudaProbe.isAvailable(), "this machine has a usable GPU");
+        assertOneLine(run("bench-gpu", "--model", TestData.modelDir().toString()), "bench-gpu: CUDA is not usable here");
+        assertOneLine(run("bench-gpu", "--model", TestData.modelDir().toString(), "--decode-tokens", "1"),
+                "--decode-tokens >= 2");
     }
 
     @Test

@@ -269,10 +269,10 @@ public final class ClusterContextSession implements ContextSession {
                     .cancelled(() -> closing || options.cancelled().getAsBoolean()).build();
             try {
                 GenerationLoop loop = new GenerationLoop(model.eosTokens(), model::decode);
-                return loop.run(queryTokens, plan.contextLength(), stoppable, listener, (step, start) -> {
+                return loop.run(queryTokens, plan.contextLength(), stoppable, listener, (step, start, want) -> {
                     tokens.add(step.length);
                     return encoder.append(step, ContextEncoder.range(start, start + step.length), last, prefix,
-                            this::attend, true, n -> { });
+                            this::attend, want, n -> { });
                 });
             } finally {
                 last.rollback(mark);

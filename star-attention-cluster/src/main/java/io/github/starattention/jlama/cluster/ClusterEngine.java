@@ -80,7 +80,12 @@ public final class ClusterEngine implements StarAttentionEngine {
         }
         this.maxHosts = maxHosts;
         this.kernel = AttentionKernels.open(options.device(), options.threads(), options.kvPrecision());
-        this.encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
+        try {
+            this.encoder = ContextEncoder.open(model.decoder(), kernel);
+        } catch (RuntimeException | Error e) {
+            kernel.close();
+            throw e;
+        }
         this.modelId = ModelFingerprint.of(model, cluster.host().weights(), kernel.numerics());
         AtomicInteger n = new AtomicInteger();
         this.background = Executors.newCachedThreadPool(r -> {
@@ -98,6 +103,7 @@ public final class ClusterEngine implements StarAttentionEngine {
         } catch (RuntimeException e) {
             background.shutdownNow();
             reaper.shutdownNow();
+            encoder.close();
             kernel.close();
             throw e;
         }
@@ -372,6 +378,7 @@ public final class ClusterEngine implements StarAttentionEngine {
         reaper.shutdownNow();
         node.close();
         background.shutdownNow();
+        encoder.close();
         kernel.close();
         List<AutoCloseable> toClose;
         synchronized (owned) {

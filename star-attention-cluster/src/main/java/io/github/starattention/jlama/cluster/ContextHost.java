@@ -5,7 +5,7 @@ import io.github.starattention.attention.AttentionKernels;
 import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.attention.Device;
 import io.github.starattention.attention.PartialAttention;
-import io.github.starattention.attention.cuda.CudaProbe;
+import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.model.AnchorExchange;
 import io.github.starattention.jlama.model.ContextEncoder;
@@ -89,7 +89,12 @@ public final class ContextHost implements AutoCloseable {
             CudaProbe.requireAvailable("host.device cuda", "\"auto\" or \"cpu\"");
         }
         this.kernel = AttentionKernels.open(device, threads, h.kvPrecision());
-        this.encoder = new ContextEncoder(model.decoder(), kernel, ContextEncoder.DEFAULT_CHUNK);
+        try {
+            this.encoder = ContextEncoder.open(model.decoder(), kernel);
+        } catch (RuntimeException | Error e) {
+            kernel.close();
+            throw e;
+        }
         this.modelId = ModelFingerprint.of(model, h.weights(), kernel.numerics());
         this.prefillPool = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(64),
                 daemon("sa-host-prefill"));
@@ -113,6 +118,7 @@ public final class ContextHost implements AutoCloseable {
                 n.close();
             }
             shutdownPools();
+            encoder.close();
             kernel.close();
             if (e instanceof InterruptedException) {
                 Thread.currentThread().interrupt();
@@ -499,6 +505,7 @@ public final class ContextHost implements AutoCloseable {
         }
         anchors.values().forEach(a -> a.fail("host closing"));
         anchors.clear();
+        encoder.close();
         kernel.close();
     }
 

@@ -4,6 +4,7 @@ import io.github.starattention.jlama.FinishReason;
 import io.github.starattention.jlama.Generation;
 import io.github.starattention.jlama.GenerationOptions;
 import io.github.starattention.jlama.TokenListener;
+import io.github.starattention.jlama.model.Logits;
 import java.util.Arrays;
 import java.util.Set;
 import java.util.function.Function;
@@ -14,10 +15,13 @@ import java.util.function.Function;
  */
 public final class GenerationLoop {
 
-    /** One forward step: tokens at consecutive positions starting at {@code start}; returns the last token's logits. */
+    /**
+     * One forward step: tokens at consecutive positions starting at {@code start}; returns the last token's logits,
+     * as much of them as {@code want} asks.
+     */
     @FunctionalInterface
     public interface Step {
-        float[] forward(int[] tokens, int start);
+        Logits forward(int[] tokens, int start, Logits.Want want);
     }
 
     private final Set<Integer> eos;
@@ -38,7 +42,7 @@ public final class GenerationLoop {
     public Generation run(int[] query, int start, GenerationOptions options, TokenListener listener, Step step) {
         long t0 = System.nanoTime();
         Sampler sampler = new Sampler(options);
-        float[] logits = step.forward(query, start);
+        Logits logits = step.forward(query, start, sampler.needs());
         int next = sampler.sample(logits);
         long firstToken = System.nanoTime();
         int[] out = new int[options.maxNewTokens()];
@@ -69,7 +73,7 @@ public final class GenerationLoop {
                 reason = FinishReason.CANCELLED;
                 break;
             }
-            logits = step.forward(new int[] {next}, position++);
+            logits = step.forward(new int[] {next}, position++, sampler.needs());
             next = sampler.sample(logits);
         }
         long end = System.nanoTime();

@@ -1,6 +1,7 @@
 package io.github.starattention.jlama.generation;
 
 import io.github.starattention.jlama.GenerationOptions;
+import io.github.starattention.jlama.model.Logits;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -21,12 +22,18 @@ public final class Sampler {
         this.random = new SplittableRandom(options.seed());
     }
 
-    public int sample(float[] logits) {
+    /** What this sampler needs of a pass: the argmax when greedy, otherwise every logit. */
+    public Logits.Want needs() {
+        return temperature == 0f ? Logits.Want.ARGMAX : Logits.Want.ALL;
+    }
+
+    public int sample(Logits result) {
         if (temperature == 0f) {
-            return argmax(logits);
+            return result.argmax();
         }
+        float[] logits = result.values();
         int n = logits.length;
-        float max = logits[argmax(logits)];
+        float max = logits[result.argmax()];
         double[] p = new double[n];
         double sum = 0;
         for (int i = 0; i < n; i++) {
@@ -52,15 +59,5 @@ public final class Sampler {
             }
         }
         return order[count - 1];
-    }
-
-    static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

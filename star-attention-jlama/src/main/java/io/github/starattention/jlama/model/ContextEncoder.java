@@ -1,6 +1,8 @@
 package io.github.starattention.jlama.model;
 
 import io.github.starattention.attention.AttentionKernel;
+import io.github.starattention.cuda.CudaAttentionKernel;
+import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
@@ -22,7 +24,7 @@ import org.slf4j.LoggerFactory;
  * <p>Long inputs are cut into chunks of {@link #chunkSize()} tokens; each chunk runs through all layers before the
  * next, attending to the chunks before it (their KV is already in the store) and causally to itself.
  */
-public final class ContextEncoder {
+public final class ContextEncoder implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(ContextEncoder.class);
 
@@ -32,17 +34,55 @@ public final class ContextEncoder {
     /** Slots reserved beyond the last block for query and answer tokens, so a first question does not regrow it. */
     static final int QUERY_SLACK = 512;
 
-    private final Decoder model;
+    private final ForwardPass model;
     private final AttentionKernel kernel;
     private final KvLayout layout;
     private final int chunkSize;
+    private final boolean ownsModel;
 
-    public ContextEncoder(Decoder model, AttentionKernel kernel, int chunkSize) {
+    /** An encoder running {@code model} with {@code kernel}'s attention, {@code chunkSize} tokens per pass. */
+    public ContextEncoder(ForwardPass model, AttentionKernel kernel, int chunkSize) {
+        this(model, kernel, chunkSize, false);
+    }
+
+    private ContextEncoder(ForwardPass model, AttentionKernel kernel, int chunkSize, boolean ownsModel) {
         this.model = model;
         this.kernel = kernel;
         var c = model.config();
         this.layout = new KvLayout(c.numberOfLayers, c.numberOfKeyValueHeads, c.headSize, 0);
         this.chunkSize = chunkSize;
+        this.ownsModel = ownsModel;
+    }
+
+    /**
+     * An encoder whose whole forward pass runs where {@code kernel} runs attention: with a {@link CudaAttentionKernel}
+     * the weights of {@code cpu} are uploaded to that GPU ({@link CudaDecoder}, {@value CudaDecoder#DEFAULT_CHUNK}
+     * tokens per pass) unless the GPU kernels cannot read them (Q8, Q4: then only attention runs on the GPU, logged);
+     * otherwise {@code cpu} itself, {@value #DEFAULT_CHUNK} tokens per pass. {@link #close()} frees what was uploaded.
+     */
+    public static ContextEncoder open(Decoder cpu, AttentionKernel kernel) {
+        // the probe first: without JCuda on the class path the CUDA classes must not be loaded
+        if (CudaProbe.isAvailable() && kernel instanceof CudaAttentionKernel cuda) {
+            try {
+                return new ContextEncoder(CudaDecoder.upload(cpu, cuda), kernel, CudaDecoder.DEFAULT_CHUNK, true);
+            } catch (UnsupportedOperationException e) {
+                log.info("{}: the weights stay on the CPU and only attention runs on {}", e.getMessage(), kernel.name());
+            }
+        }
+        return new ContextEncoder(cpu, kernel, DEFAULT_CHUNK, false);
+    }
+
+    /** Where the forward pass runs, e.g. {@code cpu} or {@code cuda:0}. */
+    public String passName() {
+        return model.name();
+    }
+
+    /** Frees the forward pass if {@link #open} made it (a GPU copy of the weights). */
+    @Override
+    public void close() {
+        if (ownsModel) {
+            model.close();
+        }
     }
 
     public int chunkSize() {
@@ -61,27 +101,26 @@ public final class ContextEncoder {
     /**
      * Appends {@code tokens} at {@code positions} to {@code target}, attending to {@code prefix} (earlier
      * partitions, e.g. the anchor) and to {@code target}. Calls {@code progress} with the number of tokens done after
-     * each chunk. Returns the logits of the last token when {@code wantLogits}, else {@code null}.
+     * each chunk. Returns the last token's logits as {@code want} asks ({@code null} for {@link Logits.Want#NONE}).
      */
-    public float[] append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
-                          RemotePartitions remote, boolean wantLogits, IntConsumer progress) {
-        return append(tokens, positions, target, prefix, remote, wantLogits, progress, null);
+    public Logits append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
+                         RemotePartitions remote, Logits.Want want, IntConsumer progress) {
+        return append(tokens, positions, target, prefix, remote, want, progress, null);
     }
 
-    private float[] append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
-                           RemotePartitions remote, boolean wantLogits, IntConsumer progress,
-                           ChunkHooks hooks) {
+    private Logits append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
+                          RemotePartitions remote, Logits.Want want, IntConsumer progress, ChunkHooks hooks) {
         List<KvStore> sources = new ArrayList<>(prefix);
         sources.add(target);
-        float[] logits = null;
+        Logits logits = null;
         for (int from = 0; from < tokens.length; from += chunkSize) {
             int to = Math.min(tokens.length, from + chunkSize);
             int[] pos = Arrays.copyOfRange(positions, from, to);
             int first = target.reserve(pos);
             ChunkAttention call = new ChunkAttention(kernel, pos, target, first, sources, remote,
                     hooks == null ? null : hooks.forChunk(from));
-            boolean last = wantLogits && to == tokens.length;
-            logits = model.forward(Arrays.copyOfRange(tokens, from, to), call, last);
+            logits = model.forward(Arrays.copyOfRange(tokens, from, to), call,
+                    to == tokens.length ? want : Logits.Want.NONE);
             progress.accept(to);
         }
         return logits;
@@ -260,7 +299,7 @@ public final class ContextEncoder {
         int[] positions = range(block.start(), block.end());
         return filled(block.length() + slack, store -> {
             if (gate == null) {
-                append(tokens, positions, store, prefix, null, false, progress, hook == null ? null : from -> hook);
+                append(tokens, positions, store, prefix, null, Logits.Want.NONE, progress, hook == null ? null : from -> hook);
             } else {
                 appendLayerMajor(tokens, positions, store, prefix, from -> gate, progress);
             }
@@ -274,7 +313,7 @@ public final class ContextEncoder {
         }
         return filled(block.length() + slack, store -> {
             appendAnchor(context, a, store, sink, progress);
-            append(Arrays.copyOfRange(context, a, block.end()), range(a, block.end()), store, List.of(), null, false,
+            append(Arrays.copyOfRange(context, a, block.end()), range(a, block.end()), store, List.of(), null, Logits.Want.NONE,
                     n -> progress.accept(a + n), hook == null ? null : from -> hook);
         });
     }
@@ -303,7 +342,7 @@ public final class ContextEncoder {
                               IntConsumer progress) {
         int[] tokens = Arrays.copyOf(context, a);
         if (sink == null) {
-            append(tokens, range(0, a), target, List.of(), null, false, progress, null);
+            append(tokens, range(0, a), target, List.of(), null, Logits.Want.NONE, progress, null);
         } else {
             appendLayerMajor(tokens, range(0, a), target, List.of(), new AnchorPublisher(a, layout, sink)::forChunk, progress);
         }

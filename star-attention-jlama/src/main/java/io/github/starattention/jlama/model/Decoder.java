@@ -32,7 +32,7 @@ import java.util.function.IntConsumer;
  * Nothing of a pass lives in this object: passes run concurrently (several sessions, a failover re-encoding blocks
  * while a pass waits for remote partials) and share only the read-only weights and the thread-safe kernels.
  */
-public final class Decoder implements AutoCloseable {
+public final class Decoder implements ForwardPass {
 
     private final Config c;
     private final DecoderWeights w;
@@ -63,40 +63,46 @@ public final class Decoder implements AutoCloseable {
         this.scale = c.attentionMultiplier != null ? c.attentionMultiplier : (float) (1.0 / StrictMath.sqrt(headDim));
     }
 
-    /** Jlama's parsed {@code config.json}. */
+    @Override
     public Config config() {
         return c;
     }
 
-    /** The attention score scale ({@code 1/sqrt(headDim)} unless the config says otherwise). */
-    float attentionScale() {
+    @Override
+    public float attentionScale() {
         return scale;
     }
 
-    /** Bytes of the weights in memory. */
+    @Override
     public long weightBytes() {
         return w.bytes();
     }
 
-    /**
-     * Runs {@code tokens} through every layer, attending as {@code attention} says, and returns the logits of the
-     * last token when {@code wantLogits}, else {@code null} (only the K/V written to the target are kept).
-     */
-    public float[] forward(int[] tokens, ChunkAttention attention, boolean wantLogits) {
+    @Override
+    public String name() {
+        return linear.name();
+    }
+
+    /** The weights, for a {@link CudaDecoder} to upload. */
+    DecoderWeights weights() {
+        return w;
+    }
+
+    /** The rotary embedding, for a {@link CudaDecoder} to upload its table. */
+    RotaryEmbedding rope() {
+        return rope;
+    }
+
+    @Override
+    public Logits forward(int[] tokens, ChunkAttention attention, Logits.Want want) {
         float[] x = embed(tokens);
         for (int layer = 0; layer < w.layers.length; layer++) {
             layer(layer, x, tokens.length, attention);
         }
-        return wantLogits ? logits(x, tokens.length - 1) : null;
+        return want == Logits.Want.NONE ? null : Logits.of(logits(x, tokens.length - 1));
     }
 
-    /**
-     * Runs the chunks {@code chunks[i]} layer by layer: every chunk through layer {@code l}, in order, before any
-     * through {@code l + 1}, chunk {@code i} attending as {@code attention[i]} says. Each chunk sees the same keys and
-     * values at each layer as with one {@link #forward} per chunk in order, so the KV written is the same; what changes
-     * is when each layer runs: a caller whose partitions arrive layer by layer (the anchor from the host encoding
-     * block 0) waits for one layer at most, and each finished layer is handed to {@code afterLayer} early.
-     */
+    @Override
     public void forwardLayerMajor(int[][] chunks, ChunkAttention[] attention, IntConsumer afterLayer) {
         float[][] x = new float[chunks.length][];
         for (int i = 0; i < chunks.length; i++) {

@@ -31,6 +31,12 @@ public final class HfTokenizer implements AutoCloseable {
     }
 
     private static final String OPT_OUT = "OPT_OUT_TRACKING";
+    /**
+     * DJL picks the native library's flavor from the machine: where CUDA is installed it wants a CUDA build that the
+     * jar does not contain and tries to download it, which fails offline. Tokenizing runs on the CPU, so the CPU build
+     * bundled in the jar is the one to load unless the user chose otherwise.
+     */
+    private static final String FLAVOR = "RUST_FLAVOR";
 
     private final HuggingFaceTokenizer tokenizer;
     private final OptionalInt bos;
@@ -51,6 +57,9 @@ public final class HfTokenizer implements AutoCloseable {
     public static HfTokenizer open(Path dir) {
         if (System.getProperty(OPT_OUT) == null && System.getenv(OPT_OUT) == null) {
             System.setProperty(OPT_OUT, "true");
+        }
+        if (System.getProperty(FLAVOR) == null && System.getenv(FLAVOR) == null) {
+            System.setProperty(FLAVOR, "cpu");
         }
         Path file = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(file)) {

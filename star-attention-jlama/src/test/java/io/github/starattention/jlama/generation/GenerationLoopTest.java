@@ -1,5 +1,6 @@
 package io.github.starattention.jlama.generation;
 
+import io.github.starattention.jlama.model.Logits;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.github.starattention.jlama.FinishReason;
@@ -27,11 +28,11 @@ class GenerationLoopTest {
     /** A step that emits {@code script} and records the positions it was called at. */
     private static GenerationLoop.Step scripted(int[] script, List<Integer> positions) {
         AtomicInteger i = new AtomicInteger();
-        return (tokens, start) -> {
+        return (tokens, start, want) -> {
             positions.add(start);
             float[] logits = new float[27];
             logits[script[Math.min(i.getAndIncrement(), script.length - 1)]] = 10f;
-            return logits;
+            return Logits.of(logits);
         };
     }
 
@@ -90,10 +91,10 @@ class GenerationLoopTest {
         AtomicInteger i = new AtomicInteger();
         List<String> pieces = new ArrayList<>();
         Generation g = loop.run(new int[] {1}, 0, GenerationOptions.greedy(16), (id, text) -> pieces.add(text),
-                (tokens, start) -> {
+                (tokens, start, want) -> {
                     float[] logits = new float[257];
                     logits[script[i.getAndIncrement()]] = 10f;
-                    return logits;
+                    return Logits.of(logits);
                 });
         assertThat(g.text()).isEqualTo("aé🙂");
         assertThat(pieces).containsExactly("a", "", "é", "", "", "", "🙂");

@@ -1,6 +1,8 @@
 package io.github.starattention.jlama.generation;
 
+import io.github.starattention.jlama.model.Logits;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.github.starattention.jlama.GenerationOptions;
 import java.util.HashMap;
@@ -9,11 +11,21 @@ import org.junit.jupiter.api.Test;
 
 class SamplerTest {
 
-    private static final float[] LOGITS = {1f, 3f, 3f, 0f, 2.5f};
+    private static final float[] VALUES = {1f, 3f, 3f, 0f, 2.5f};
+    private static final Logits LOGITS = Logits.of(VALUES);
 
     @Test
     void greedyTakesTheFirstMaximum() {
         assertThat(new Sampler(GenerationOptions.greedy(1)).sample(LOGITS)).isEqualTo(1);
+    }
+
+    @Test
+    void greedyNeedsOnlyTheArgmaxAndSamplingEveryLogit() {
+        assertThat(new Sampler(GenerationOptions.greedy(1)).needs()).isEqualTo(Logits.Want.ARGMAX);
+        assertThat(new Sampler(GenerationOptions.greedy(1)).sample(Logits.argmaxOnly(4))).isEqualTo(4);
+        Sampler hot = new Sampler(GenerationOptions.builder().temperature(1f).seed(1).build());
+        assertThat(hot.needs()).isEqualTo(Logits.Want.ALL);
+        assertThatThrownBy(() -> hot.sample(Logits.argmaxOnly(4))).isInstanceOf(IllegalStateException.class);
     }
 
     @Test
@@ -35,11 +47,11 @@ class SamplerTest {
             counts.merge(s.sample(LOGITS), 1, Integer::sum);
         }
         double z = 0;
-        for (float l : LOGITS) {
+        for (float l : VALUES) {
             z += Math.exp(l);
         }
-        for (int t = 0; t < LOGITS.length; t++) {
-            double expected = Math.exp(LOGITS[t]) / z;
+        for (int t = 0; t < VALUES.length; t++) {
+            double expected = Math.exp(VALUES[t]) / z;
             assertThat(counts.getOrDefault(t, 0) / (double) n).as("token " + t).isCloseTo(expected, org.assertj.core.data.Offset.offset(0.01));
         }
     }

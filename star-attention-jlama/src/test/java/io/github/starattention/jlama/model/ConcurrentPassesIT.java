@@ -62,7 +62,7 @@ class ConcurrentPassesIT {
             int mark = last.mark();
             try {
                 return encoder.append(query, ContextEncoder.range(CONTEXT, CONTEXT + query.length), last, List.of(),
-                        partitions, true, n -> { });
+                        partitions, Logits.Want.ALL, n -> { }).values();
             } finally {
                 last.rollback(mark);
             }

@@ -1,4 +1,4 @@
-package io.github.starattention.attention.cuda;
+package io.github.starattention.cuda;
 
 import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvLayout;

@@ -1,4 +1,4 @@
-package io.github.starattention.attention.cuda;
+package io.github.starattention.cuda;
 
 import io.github.starattention.attention.AttentionKernel;
 import io.github.starattention.attention.AttentionQuery;
@@ -12,6 +12,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.JCudaDriver;
 
 /**
  * Attention on an NVIDIA GPU (compute capability 8.0+) through the JCuda driver API, over {@link CudaKvStore}s.
@@ -92,6 +93,19 @@ public final class CudaAttentionKernel implements AttentionKernel {
     /** Element type of K and V in the stores this kernel creates. */
     public KvDtype kvDtype() {
         return dtype;
+    }
+
+    /** Bytes of GPU memory in use on this device (by every process), from the driver: total minus free. */
+    public long deviceMemoryInUse() {
+        long[] free = {0};
+        long[] total = {0};
+        rt.enter();
+        try {
+            CudaRuntime.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
+        } finally {
+            rt.exit();
+        }
+        return total[0] - free[0];
     }
 
     /** Theoretical DRAM bandwidth of the GPU in GB/s (memory clock x bus width), 0 if unknown. */
@@ -255,7 +269,7 @@ public final class CudaAttentionKernel implements AttentionKernel {
         this.splitWaves = waves;
     }
 
-    private CudaKvStore checkStore(KvStore kvStore) {
+    CudaKvStore checkStore(KvStore kvStore) {
         if (!(kvStore instanceof CudaKvStore store)) {
             throw new IllegalArgumentException("the CUDA kernel reads CUDA stores, got "
                     + kvStore.getClass().getSimpleName());
@@ -272,9 +286,22 @@ public final class CudaAttentionKernel implements AttentionKernel {
      * first {@code nkeys} slots of {@code store} (the keys visible to the latest query token).
      */
     Plan prepare(CudaKvStore store, float[] q, int[] pos, int tokens, int heads, int d, int nkeys) {
-        int kvHeads = store.layout().kvHeads();
-        Plan p = plan(tokens, heads, kvHeads, d, nkeys);
-        int group = heads / kvHeads;
+        Plan p = plan(tokens, heads, store.layout().kvHeads(), d, nkeys);
+        int[] buf = positionsAndRanges(store, p, pos);
+        long qBytes = (long) tokens * heads * d * Float.BYTES;
+        rt.copyHtoD(qBuf.get(qBytes), Pointer.to(q), qBytes, "queries");
+        rt.copyHtoD(qposBuf.get((long) buf.length * Integer.BYTES), Pointer.to(buf), (long) buf.length * Integer.BYTES,
+                "query positions");
+        return p;
+    }
+
+    /**
+     * What the kernels read besides Q, K and V: {@code [tokens rounded up to even]} query positions, then per row tile
+     * the pair (keys visible to some row of the tile, keys visible to every row).
+     */
+    private static int[] positionsAndRanges(CudaKvStore store, Plan p, int[] pos) {
+        int tokens = p.tokens();
+        int group = p.heads() / p.kvHeads();
         long rows = (long) tokens * group;
         int posInts = (tokens + 1) & ~1; // the ranges (int2) start 8-byte aligned
         int[] buf = new int[posInts + 2 * p.mtiles()];
@@ -289,15 +316,11 @@ public final class CudaAttentionKernel implements AttentionKernel {
                 lo = Math.min(lo, pos[t]);
                 hi = Math.max(hi, pos[t]);
             }
-            int some = Math.min(nkeys, store.visibleKeys(hi));
+            int some = Math.min(p.nkeys(), store.visibleKeys(hi));
             buf[posInts + 2 * m] = some;
             buf[posInts + 2 * m + 1] = Math.min(some, store.visibleKeys(lo));
         }
-        long qBytes = (long) tokens * heads * d * Float.BYTES;
-        rt.copyHtoD(qBuf.get(qBytes), Pointer.to(q), qBytes, "queries");
-        rt.copyHtoD(qposBuf.get((long) buf.length * Integer.BYTES), Pointer.to(buf), (long) buf.length * Integer.BYTES,
-                "query positions");
-        return p;
+        return buf;
     }
 
     /** The launch configuration of one attention call. */
@@ -347,21 +370,30 @@ public final class CudaAttentionKernel implements AttentionKernel {
      * {@link #outBuf} / {@link #lseBuf}.
      */
     void launch(Plan p, CudaKvStore store, int layer, float scale, boolean sync) {
+        long rows = (long) p.tokens() * p.heads();
+        launch(p, store, layer, scale, qBuf.ptr, qposBuf.ptr, outBuf.get(rows * p.headDim() * Float.BYTES),
+                lseBuf.get(rows * Float.BYTES));
+        if (sync) {
+            rt.sync(p::describe);
+        }
+    }
+
+    /** Launches attention of the queries {@code q} (positions and ranges at {@code qpos}) into {@code out}/{@code lse}. */
+    private void launch(Plan p, CudaKvStore store, int layer, float scale, CUdeviceptr q, CUdeviceptr qpos,
+                        CUdeviceptr out, CUdeviceptr lse) {
         int kvHeads = p.kvHeads();
         int tokens = p.tokens();
         int heads = p.heads();
         int d = p.headDim();
         long rows = (long) tokens * heads;
-        CUdeviceptr out = outBuf.get(rows * d * Float.BYTES);
-        CUdeviceptr lse = lseBuf.get(rows * Float.BYTES);
         CUdeviceptr o = out;
         CUdeviceptr l = lse;
         if (p.splits() > 1) {
             o = partOut.get(p.splits() * rows * d * Float.BYTES);
             l = partLse.get(p.splits() * rows * Float.BYTES);
         }
-        CUdeviceptr ranges = qposBuf.ptr.withByteOffset((long) ((tokens + 1) & ~1) * Integer.BYTES);
-        Pointer params = Pointer.to(Pointer.to(qBuf.ptr), Pointer.to(qposBuf.ptr), Pointer.to(store.keys(layer)),
+        CUdeviceptr ranges = qpos.withByteOffset((long) ((tokens + 1) & ~1) * Integer.BYTES);
+        Pointer params = Pointer.to(Pointer.to(q), Pointer.to(qpos), Pointer.to(store.keys(layer)),
                 Pointer.to(store.values(layer)), Pointer.to(store.positionsPtr()), Pointer.to(ranges), Pointer.to(o),
                 Pointer.to(l), Pointer.to(new int[] {tokens}), Pointer.to(new int[] {heads}),
                 Pointer.to(new int[] {kvHeads}), Pointer.to(new long[] {(long) store.capacity() * d}),
@@ -371,9 +403,97 @@ public final class CudaAttentionKernel implements AttentionKernel {
         if (p.splits() > 1) {
             mergeOnDevice(o, l, p.splits(), (int) rows, d, out, lse);
         }
-        if (sync) {
-            rt.sync(p::describe);
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // attention on GPU-resident queries, for the layer kernels (CudaLayers): nothing is copied to or from the host
+    // but the positions, once per query and store
+
+    /**
+     * A query of {@code positions.length} tokens over {@code store} whose positions and key ranges are on the GPU (in
+     * {@code into}), for {@link #attend(DeviceQuery, int, DeviceArray, float, DeviceArray, long, DeviceArray, long)}
+     * at every layer. The store must not change size while the query is used.
+     */
+    public DeviceQuery prepare(CudaKvStore store, int[] positions, int heads, DeviceArray into) {
+        CudaKvStore s = checkStore(store);
+        int tokens = positions.length;
+        int maxPos = Integer.MIN_VALUE;
+        for (int p : positions) {
+            maxPos = Math.max(maxPos, p);
         }
+        int nkeys = tokens == 0 ? 0 : s.visibleKeys(maxPos);
+        if (nkeys == 0) {
+            return new DeviceQuery(s, null, tokens, heads, null);
+        }
+        Plan plan = plan(tokens, heads, s.layout().kvHeads(), s.layout().headDim(), nkeys);
+        into.upload(positionsAndRanges(s, plan, positions));
+        return new DeviceQuery(s, plan, tokens, heads, into);
+    }
+
+    /**
+     * Attention of the GPU-resident queries {@code q} ({@code fp32 [tokens][heads][headDim]}) prepared as {@code query}
+     * over layer {@code layer}: output {@code fp32 [tokens][heads][headDim]} into {@code out} at byte offset
+     * {@code outOffset}, natural-log LSE {@code fp32 [tokens][heads]} into {@code lse} at {@code lseOffset}. Queued on
+     * the GPU; nothing waits for it.
+     */
+    public void attend(DeviceQuery query, int layer, DeviceArray q, float scale, DeviceArray out, long outOffset,
+                       DeviceArray lse, long lseOffset) {
+        CudaKvStore store = query.store;
+        store.checkOpen();
+        if (layer < 0 || layer >= store.layout().layers()) {
+            throw new IndexOutOfBoundsException("layer " + layer + " of " + store.layout().layers());
+        }
+        long rows = (long) query.tokens * query.heads;
+        rt.enter();
+        try {
+            if (query.plan == null) {
+                check(JCudaDriver.cuMemsetD32(lse.at(lseOffset), Float.floatToRawIntBits(Float.NEGATIVE_INFINITY),
+                        rows), "no visible keys: LSE");
+                check(JCudaDriver.cuMemsetD8(out.at(outOffset), (byte) 0, rows * store.layout().headDim() * Float.BYTES),
+                        "no visible keys: output");
+                return;
+            }
+            launch(query.plan, store, layer, scale, q.ptr(), query.positions.ptr(), out.at(outOffset),
+                    lse.at(lseOffset));
+        } finally {
+            rt.exit();
+        }
+    }
+
+    /**
+     * Merges {@code parts} partial attentions of {@code rows} rows of head dim {@code d} lying one after another in
+     * {@code partOut} ({@code [parts][rows][d]}) and {@code partLse} ({@code [parts][rows]}) into {@code out} and
+     * {@code lse} (as {@link LseMerge#merge}). Queued on the GPU.
+     */
+    public void merge(DeviceArray partOut, DeviceArray partLse, int parts, int rows, int d, DeviceArray out,
+                      DeviceArray lse) {
+        rt.enter();
+        try {
+            mergeOnDevice(partOut.ptr(), partLse.ptr(), parts, rows, d, out.ptr(), lse.ptr());
+        } finally {
+            rt.exit();
+        }
+    }
+
+    /** A query prepared on the GPU by {@link #prepare(CudaKvStore, int[], int, DeviceArray)}. */
+    public static final class DeviceQuery {
+        private final CudaKvStore store;
+        private final Plan plan;
+        private final int tokens;
+        private final int heads;
+        private final DeviceArray positions;
+
+        private DeviceQuery(CudaKvStore store, Plan plan, int tokens, int heads, DeviceArray positions) {
+            this.store = store;
+            this.plan = plan;
+            this.tokens = tokens;
+            this.heads = heads;
+            this.positions = positions;
+        }
+    }
+
+    private static void check(int rc, String what) {
+        CudaRuntime.check(rc, what);
     }
 
     private void mergeOnDevice(CUdeviceptr po, CUdeviceptr pl, int parts, int rows, int d, CUdeviceptr out,

@@ -1,4 +1,4 @@
-package io.github.starattention.attention.cuda;
+package io.github.starattention.cuda;
 
 import io.github.starattention.attention.AttentionQuery;
 import io.github.starattention.kv.KvLayout;
@@ -20,7 +20,7 @@ import jcuda.driver.JCudaDriver;
  * that {@code src/main/cuda/bench_sdpa.py --compare FILE} reads to report the ratio to PyTorch SDPA.
  *
  * <pre>
- * java --add-modules jdk.incubator.vector -cp ... io.github.starattention.attention.cuda.CudaKernelBenchmark \
+ * java --add-modules jdk.incubator.vector -cp ... io.github.starattention.cuda.CudaKernelBenchmark \
  *     [--dtype fp16|bf16] [--dims 64,128] [--heads 32] [--kv-heads 8] [--prefill 4096,16384,65536]
  *     [--decode 4096,16384,65536,131072] [--variants w4,w8,w4m2] [--waves 1,2] [--out results.jsonl]
  * </pre>

@@ -1,4 +1,4 @@
-package io.github.starattention.attention.cuda;
+package io.github.starattention.cuda;
 
 import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR;
 import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR;
@@ -6,12 +6,15 @@ import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_
 import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE;
 import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
 import static jcuda.driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+import static jcuda.driver.CUresult.CUDA_ERROR_NOT_FOUND;
 import static jcuda.driver.CUresult.CUDA_ERROR_OUT_OF_MEMORY;
 import static jcuda.driver.CUresult.CUDA_SUCCESS;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
@@ -27,13 +30,15 @@ import jcuda.driver.JCudaDriver;
 import jcuda.driver.JITOptions;
 
 /**
- * One device's primary context with the kernels' PTX module loaded. Every driver call runs between {@link #enter()}
+ * One device's primary context with the kernels' PTX modules loaded. Every driver call runs between {@link #enter()}
  * and {@link #exit()}: a lock (the kernels share scratch buffers) plus making the context current on the calling
  * thread. All work goes to the legacy default stream, so each call is ordered after the previous one.
  */
 final class CudaRuntime {
 
-    static final String PTX_RESOURCE = "/io/github/starattention/cuda/attention.ptx";
+    /** The PTX modules loaded into every context: the attention kernels and the layer kernels. */
+    static final List<String> PTX_RESOURCES = List.of("/io/github/starattention/cuda/attention.ptx",
+            "/io/github/starattention/cuda/layers.ptx");
     private static final int DEFAULT_SMEM_LIMIT = 48 * 1024;
 
     final int ordinal;
@@ -46,7 +51,7 @@ final class CudaRuntime {
 
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
-    private final CUmodule module = new CUmodule();
+    private final List<CUmodule> modules = new ArrayList<>();
     private final Map<String, CUfunction> functions = new ConcurrentHashMap<>();
     private final Map<String, Integer> occupancy = new ConcurrentHashMap<>();
     private final ReentrantLock lock = new ReentrantLock();
@@ -77,10 +82,13 @@ final class CudaRuntime {
         boolean ok = false;
         try {
             check(JCudaDriver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
-            loadModule();
+            for (String resource : PTX_RESOURCES) {
+                modules.add(loadModule(resource));
+            }
             ok = true;
         } finally {
             if (!ok) {
+                modules.forEach(JCudaDriver::cuModuleUnload);
                 JCudaDriver.cuDevicePrimaryCtxRelease(device);
             }
         }
@@ -92,17 +100,18 @@ final class CudaRuntime {
         return v[0];
     }
 
-    private void loadModule() {
+    private CUmodule loadModule(String resource) {
         byte[] ptx;
-        try (InputStream in = CudaRuntime.class.getResourceAsStream(PTX_RESOURCE)) {
+        try (InputStream in = CudaRuntime.class.getResourceAsStream(resource)) {
             if (in == null) {
-                throw new IllegalStateException("PTX resource " + PTX_RESOURCE + " is missing from the class path");
+                throw new IllegalStateException("PTX resource " + resource + " is missing from the class path");
             }
             byte[] b = in.readAllBytes();
             ptx = Arrays.copyOf(b, b.length + 1); // NUL-terminated image
         } catch (IOException e) {
-            throw new IllegalStateException("cannot read " + PTX_RESOURCE, e);
+            throw new IllegalStateException("cannot read " + resource, e);
         }
+        CUmodule module = new CUmodule();
         int rc = JCudaDriver.cuModuleLoadData(module, ptx);
         if (rc != CUDA_SUCCESS) {
             String log = "";
@@ -114,9 +123,10 @@ final class CudaRuntime {
             } catch (RuntimeException | LinkageError e) {
                 log = "(no JIT log: " + e + ")";
             }
-            throw new CudaAttentionException("loading " + PTX_RESOURCE + " on " + deviceName + " (JIT log: "
+            throw new CudaAttentionException("loading " + resource + " on " + deviceName + " (JIT log: "
                     + log.strip() + ")", rc);
         }
+        return module;
     }
 
     /** Locks and makes the context current on this thread; always pair with {@link #exit()} in a finally block. */
@@ -179,7 +189,14 @@ final class CudaRuntime {
     CUfunction function(String name, int smem) {
         return functions.computeIfAbsent(name + "@" + smem, key -> {
             CUfunction f = new CUfunction();
-            check(JCudaDriver.cuModuleGetFunction(f, module, name), "cuModuleGetFunction(" + name + ")");
+            int rc = CUDA_ERROR_NOT_FOUND;
+            for (CUmodule m : modules) {
+                rc = JCudaDriver.cuModuleGetFunction(f, m, name);
+                if (rc == CUDA_SUCCESS) {
+                    break;
+                }
+            }
+            check(rc, "cuModuleGetFunction(" + name + ")");
             if (smem > DEFAULT_SMEM_LIMIT) {
                 check(JCudaDriver.cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
                         "cuFuncSetAttribute(" + name + ", max dynamic shared memory " + smem + ")");
@@ -245,7 +262,7 @@ final class CudaRuntime {
             }
             closed = true;
             JCudaDriver.cuCtxSetCurrent(context);
-            JCudaDriver.cuModuleUnload(module);
+            modules.forEach(JCudaDriver::cuModuleUnload);
             JCudaDriver.cuDevicePrimaryCtxRelease(device);
         } finally {
             lock.unlock();

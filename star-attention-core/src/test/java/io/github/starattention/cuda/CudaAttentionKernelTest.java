@@ -1,4 +1,4 @@
-package io.github.starattention.attention.cuda;
+package io.github.starattention.cuda;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;

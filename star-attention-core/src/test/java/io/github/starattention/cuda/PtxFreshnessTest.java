@@ -1,4 +1,4 @@
-package io.github.starattention.attention.cuda;
+package io.github.starattention.cuda;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -54,7 +54,12 @@ class PtxFreshnessTest {
     }
 
     @Test
-    void kernelRuntimeLoadsThisResource() {
-        assertThat(CudaRuntime.PTX_RESOURCE).isEqualTo("/io/github/starattention/cuda/attention.ptx");
+    void kernelRuntimeLoadsEveryKernelSource() throws IOException {
+        List<String> expected;
+        try (Stream<Path> s = Files.list(CUDA_SOURCES)) {
+            expected = s.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".cu")).sorted()
+                    .map(n -> "/io/github/starattention/cuda/" + n.replaceFirst("\\.cu$", ".ptx")).toList();
+        }
+        assertThat(CudaRuntime.PTX_RESOURCES).containsExactlyInAnyOrderElementsOf(expected);
     }
 }

@@ -1,0 +1,135 @@
+package io.github.starattention.cuda;
+
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * A grow-only allocation of GPU memory on one {@link CudaLayers} device, for the activations of a forward pass.
+ * Not thread-safe: one pass uses an array at a time. {@link #close()} frees it.
+ */
+public final class DeviceArray implements AutoCloseable {
+
+    private final CudaRuntime rt;
+    private final String what;
+    private CUdeviceptr ptr;
+    private long bytes;
+
+    DeviceArray(CudaRuntime rt, String what) {
+        this.rt = rt;
+        this.what = what;
+    }
+
+    /** Makes room for {@code need} bytes (contents are lost when it grows); returns this array. */
+    public DeviceArray ensure(long need) {
+        if (ptr == null || need > bytes) {
+            rt.enter();
+            try {
+                rt.free(ptr);
+                ptr = null;
+                long n = Math.max(need, 1L << 12);
+                n = (n + (1L << 16) - 1) >>> 16 << 16;
+                ptr = rt.alloc(n, what);
+                bytes = n;
+            } finally {
+                rt.exit();
+            }
+        }
+        return this;
+    }
+
+    /** Bytes allocated. */
+    public long bytes() {
+        return bytes;
+    }
+
+    CUdeviceptr at(long byteOffset) {
+        if (ptr == null || byteOffset < 0 || byteOffset > bytes) {
+            throw new IllegalStateException(what + ": offset " + byteOffset + " outside " + bytes + " bytes");
+        }
+        return byteOffset == 0 ? ptr : ptr.withByteOffset(byteOffset);
+    }
+
+    CUdeviceptr ptr() {
+        return at(0);
+    }
+
+    /** Copies {@code values} to the start of the array (growing it if needed). */
+    public void upload(int[] values) {
+        ensure((long) values.length * Integer.BYTES);
+        rt.enter();
+        try {
+            rt.copyHtoD(ptr, Pointer.to(values), (long) values.length * Integer.BYTES, what);
+        } finally {
+            rt.exit();
+        }
+    }
+
+    /** Copies {@code values} to the start of the array (growing it if needed). */
+    public void upload(float[] values) {
+        ensure((long) values.length * Float.BYTES);
+        rt.enter();
+        try {
+            rt.copyHtoD(ptr, Pointer.to(values), (long) values.length * Float.BYTES, what);
+        } finally {
+            rt.exit();
+        }
+    }
+
+    /** Copies {@code values} to byte offset {@code byteOffset}, which must lie within the array. */
+    public void upload(long byteOffset, float[] values) {
+        checkRange(byteOffset, (long) values.length * Float.BYTES);
+        rt.enter();
+        try {
+            rt.copyHtoD(at(byteOffset), Pointer.to(values), (long) values.length * Float.BYTES, what);
+        } finally {
+            rt.exit();
+        }
+    }
+
+    /** Copies {@code out.length} floats from byte offset {@code byteOffset} into {@code out} (waits for the GPU). */
+    public void download(long byteOffset, float[] out) {
+        checkRange(byteOffset, (long) out.length * Float.BYTES);
+        rt.enter();
+        try {
+            rt.copyDtoH(Pointer.to(out), at(byteOffset), (long) out.length * Float.BYTES, () -> what);
+        } finally {
+            rt.exit();
+        }
+    }
+
+    /** Copies {@code out.length} ints from byte offset {@code byteOffset} into {@code out} (waits for the GPU). */
+    public void download(long byteOffset, int[] out) {
+        checkRange(byteOffset, (long) out.length * Integer.BYTES);
+        rt.enter();
+        try {
+            rt.copyDtoH(Pointer.to(out), at(byteOffset), (long) out.length * Integer.BYTES, () -> what);
+        } finally {
+            rt.exit();
+        }
+    }
+
+    private void checkRange(long off, long n) {
+        if (ptr == null || off < 0 || off + n > bytes) {
+            throw new IndexOutOfBoundsException(what + ": bytes [" + off + ", " + (off + n) + ") of " + bytes);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (ptr != null && !rt.isClosed()) {
+            rt.enter();
+            try {
+                rt.free(ptr);
+            } finally {
+                rt.exit();
+            }
+        }
+        ptr = null;
+        bytes = 0;
+    }
+
+    @Override
+    public String toString() {
+        return "DeviceArray[" + what + ", " + bytes + " bytes]";
+    }
+}
