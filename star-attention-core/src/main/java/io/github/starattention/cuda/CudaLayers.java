@@ -134,10 +134,10 @@ public final class CudaLayers {
                 throw new UnsupportedOperationException("the GPU bf16 matrix kernel needs a multiple of 32 columns: "
                         + w);
             }
-            launch2("gemm_bf16", (tokens + 127) / 128, (n + 127) / 128, 256, GEMM_SMEM, shapes, x.ptr(),
+            launchGrid("gemm_bf16", (tokens + 127) / 128, (n + 127) / 128, 256, GEMM_SMEM, shapes, x.ptr(),
                     w.data.ptr(), out.ptr(), tokens, n, k, acc);
         } else {
-            launch2("gemm_f32", (tokens + 63) / 64, (n + 63) / 64, 256, 0, shapes, x.ptr(), w.data.ptr(), out.ptr(),
+            launchGrid("gemm_f32", (tokens + 63) / 64, (n + 63) / 64, 256, 0, shapes, x.ptr(), w.data.ptr(), out.ptr(),
                     tokens, n, k, acc);
         }
     }
@@ -257,10 +257,10 @@ public final class CudaLayers {
 
     private void launch(String fn, int grid, int threads, int smem, Supplier<String> shapes,
                         Object... args) {
-        launch2(fn, grid, 1, threads, smem, shapes, args);
+        launchGrid(fn, grid, 1, threads, smem, shapes, args);
     }
 
-    private void launch2(String fn, int gx, int gy, int threads, int smem, Supplier<String> shapes,
+    private void launchGrid(String fn, int gx, int gy, int threads, int smem, Supplier<String> shapes,
                          Object... args) {
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {

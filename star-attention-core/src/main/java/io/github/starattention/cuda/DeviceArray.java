@@ -55,54 +55,47 @@ public final class DeviceArray implements AutoCloseable {
 
     /** Copies {@code values} to the start of the array (growing it if needed). */
     public void upload(int[] values) {
-        ensure((long) values.length * Integer.BYTES);
-        rt.enter();
-        try {
-            rt.copyHtoD(ptr, Pointer.to(values), (long) values.length * Integer.BYTES, what);
-        } finally {
-            rt.exit();
-        }
+        long n = (long) values.length * Integer.BYTES;
+        ensure(n);
+        copyIn(0, Pointer.to(values), n);
     }
 
     /** Copies {@code values} to the start of the array (growing it if needed). */
     public void upload(float[] values) {
         ensure((long) values.length * Float.BYTES);
-        rt.enter();
-        try {
-            rt.copyHtoD(ptr, Pointer.to(values), (long) values.length * Float.BYTES, what);
-        } finally {
-            rt.exit();
-        }
+        upload(0, values);
     }
 
     /** Copies {@code values} to byte offset {@code byteOffset}, which must lie within the array. */
     public void upload(long byteOffset, float[] values) {
-        checkRange(byteOffset, (long) values.length * Float.BYTES);
-        rt.enter();
-        try {
-            rt.copyHtoD(at(byteOffset), Pointer.to(values), (long) values.length * Float.BYTES, what);
-        } finally {
-            rt.exit();
-        }
+        copyIn(byteOffset, Pointer.to(values), (long) values.length * Float.BYTES);
     }
 
     /** Copies {@code out.length} floats from byte offset {@code byteOffset} into {@code out} (waits for the GPU). */
     public void download(long byteOffset, float[] out) {
-        checkRange(byteOffset, (long) out.length * Float.BYTES);
+        copyOut(byteOffset, Pointer.to(out), (long) out.length * Float.BYTES);
+    }
+
+    /** Copies {@code out.length} ints from byte offset {@code byteOffset} into {@code out} (waits for the GPU). */
+    public void download(long byteOffset, int[] out) {
+        copyOut(byteOffset, Pointer.to(out), (long) out.length * Integer.BYTES);
+    }
+
+    private void copyIn(long byteOffset, Pointer src, long n) {
+        checkRange(byteOffset, n);
         rt.enter();
         try {
-            rt.copyDtoH(Pointer.to(out), at(byteOffset), (long) out.length * Float.BYTES, () -> what);
+            rt.copyHtoD(at(byteOffset), src, n, what);
         } finally {
             rt.exit();
         }
     }
 
-    /** Copies {@code out.length} ints from byte offset {@code byteOffset} into {@code out} (waits for the GPU). */
-    public void download(long byteOffset, int[] out) {
-        checkRange(byteOffset, (long) out.length * Integer.BYTES);
+    private void copyOut(long byteOffset, Pointer dst, long n) {
+        checkRange(byteOffset, n);
         rt.enter();
         try {
-            rt.copyDtoH(Pointer.to(out), at(byteOffset), (long) out.length * Integer.BYTES, () -> what);
+            rt.copyDtoH(dst, at(byteOffset), n, () -> what);
         } finally {
             rt.exit();
         }

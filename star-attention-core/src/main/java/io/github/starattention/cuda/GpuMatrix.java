@@ -33,11 +33,6 @@ public final class GpuMatrix implements AutoCloseable {
         return cols;
     }
 
-    /** Bytes of GPU memory the weights take. */
-    public long bytes() {
-        return (long) rows * cols * (type == WeightType.F32 ? Float.BYTES : 2);
-    }
-
     @Override
     public void close() {
         data.close();

@@ -76,13 +76,10 @@ class CudaFamilyParityIT {
                 }
                 int[] gpu = greedy(model, ctx, query, mode, block, Device.CUDA);
                 int[] cpu = greedy(model, ctx, query, mode, block, Device.CPU);
-                int same = 0;
-                while (same < Math.min(gpu.length, cpu.length) && gpu[same] == cpu[same]) {
-                    same++;
-                }
+                int same = FamilyParityIT.matching(gpu, cpu);
                 String parted = "";
                 if (same < Math.min(gpu.length, cpu.length)) {
-                    int[] prefix = concat(query, Arrays.copyOf(cpu, same));
+                    int[] prefix = FamilyParityIT.concat(query, Arrays.copyOf(cpu, same));
                     float[] at = FamilyParityIT.firstLogits(model, ctx, prefix, mode, block);
                     double margin = at[cpu[same]] - at[gpu[same]];
                     parted = String.format(" (then %d vs %d, a CPU margin of %.1e)", gpu[same], cpu[same], margin);
@@ -118,10 +115,7 @@ class CudaFamilyParityIT {
             int cpuTop = Logits.of(cpu).argmax();
             int[] tokens = greedy(model, ctx, query, Mode.GLOBAL, 0, Device.CUDA);
             int[] cpuTokens = greedy(model, ctx, query, Mode.GLOBAL, 0, Device.CPU);
-            int same = 0;
-            while (same < Math.min(tokens.length, cpuTokens.length) && tokens[same] == cpuTokens[same]) {
-                same++;
-            }
+            int same = FamilyParityIT.matching(tokens, cpuTokens);
             System.out.printf("%s bf16 on the GPU: max |logit - CPU bf16 logit| %.2e over %d logits; greedy %d/%d "
                     + "equal to the CPU's%n", family, worst, cpu.length, same, cpuTokens.length);
             assertThat(worst).as("%s max |GPU - CPU| logit, bf16 weights", family)
@@ -147,12 +141,6 @@ class CudaFamilyParityIT {
                 stores.forEach(KvStore::close);
             }
         }
-    }
-
-    private static int[] concat(int[] a, int[] b) {
-        int[] r = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, r, a.length, b.length);
-        return r;
     }
 
     private static int[] greedy(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block, Device device) {

@@ -108,7 +108,8 @@ class FamilyParityIT {
         }
     }
 
-    private static int matching(int[] got, int[] want) {
+    /** Leading tokens of {@code got} equal to {@code want}'s. */
+    static int matching(int[] got, int[] want) {
         int n = 0;
         while (n < Math.min(got.length, want.length) && got[n] == want[n]) {
             n++;
@@ -116,7 +117,7 @@ class FamilyParityIT {
         return n;
     }
 
-    private static int[] concat(int[] a, int[] b) {
+    static int[] concat(int[] a, int[] b) {
         int[] r = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, r, a.length, b.length);
         return r;

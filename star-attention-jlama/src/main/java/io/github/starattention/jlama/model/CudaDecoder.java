@@ -128,11 +128,7 @@ public final class CudaDecoder implements ForwardPass {
         this.finalNorm = keep(uploaded, gpu.upload(w.finalNorm, "final norm"));
         float[][] table = cpu.rope().table(cpu.rope().maxPositions());
         this.rope = keep(uploaded, gpu.uploadRope(table[0], table[1], headDim));
-        long bytes = embedding.bytes() + (lmHead == embedding ? 0 : lmHead.bytes()) + 4L * dim;
-        for (Layer l : layers) {
-            bytes += l.qkv.bytes() + l.o.bytes() + l.gateUp.bytes() + l.down.bytes();
-        }
-        this.weightBytes = bytes;
+        this.weightBytes = w.bytes(); // the same matrices and vectors in the same types as on the host
     }
 
     private static <T extends AutoCloseable> T keep(List<AutoCloseable> uploaded, T t) {
