@@ -10,8 +10,8 @@
 # Results that should come back go to $OUT (set by the device tool).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-if [ ! -x /tmp/sa/jre/bin/java ]; then
-  cat "$root"/.device/p*/bundle.tar.xz.* | xz -dc | tar xf - -C /tmp
+if [ ! -x /tmp/sa/jre/bin/java ]; then   # once, even when several run.sh start together (passing-sweep.sh)
+  ( flock 9; [ -x /tmp/sa/jre/bin/java ] || cat "$root"/.device/p*/bundle.tar.xz.* | xz -dc | tar xf - -C /tmp ) 9>/tmp/sa.lock
 fi
 export JAVA_HOME=/tmp/sa/jre PATH=/tmp/sa/jre/bin:$PATH HZ_PHONE_HOME_ENABLED=false CUDA_CACHE_PATH=/tmp/nvcache
 OUT=${OUT:-/tmp/out}

@@ -20,7 +20,7 @@ public final class WireCodec {
     /** {@code 'S','A','W','1'} read as a little-endian int. */
     public static final int MAGIC = 0x31574153;
     /** Protocol version; a frame of another version is rejected. */
-    public static final byte VERSION = 3;
+    public static final byte VERSION = 4;
     /** Header bytes before the payload. */
     public static final int HEADER_BYTES = 12;
     /** Longest string field, in UTF-8 bytes. */
@@ -67,6 +67,10 @@ public final class WireCodec {
                 writeInts(b, p.ranges());
                 writeInts(b, p.tokens());
                 writeString(b, p.anchorFrom());
+                b.putInt(p.passing().tokensPerBlock());
+                writeString(b, p.passing().selection());
+                b.putInt(p.passing().scoredLayers()).putInt(p.passing().holders().size());
+                p.passing().holders().forEach(h -> writeString(b, h));
             }
             case WireMessage.PrefillReply p -> {
                 writeUuid(b, p.session());
@@ -96,6 +100,16 @@ public final class WireCodec {
                 putFloats(b, r.k(), r.k().length);
                 putFloats(b, r.v(), r.v().length);
             }
+            case WireMessage.PassedRequest r -> {
+                writeUuid(b, r.session());
+                b.putInt(r.block()).putInt(r.layer());
+            }
+            case WireMessage.PassedReply r -> {
+                b.putInt(r.block()).putInt(r.layer()).putInt(r.kvHeads()).putInt(r.headDim());
+                writeInts(b, r.positions());
+                putFloats(b, r.k(), r.k().length);
+                putFloats(b, r.v(), r.v().length);
+            }
         }
         if (b.position() - start != size) {
             throw new IllegalStateException("encoded " + (b.position() - start) + " bytes, expected " + size);
@@ -109,7 +123,9 @@ public final class WireCodec {
             case WireMessage.HostInfo h -> stringSize(h.nodeId()) + stringSize(h.name()) + stringSize(h.modelId())
                     + stringSize(h.kernel()) + 4 + 4 + 8;
             case WireMessage.PrefillRequest p -> 16L + stringSize(p.owner()) + 12 + 12 + intsSize(p.blocks().length)
-                    + intsSize(p.ranges().length) + intsSize(p.tokens().length) + stringSize(p.anchorFrom());
+                    + intsSize(p.ranges().length) + intsSize(p.tokens().length) + stringSize(p.anchorFrom())
+                    + 4 + stringSize(p.passing().selection()) + 8
+                    + p.passing().holders().stream().mapToLong(WireCodec::stringSize).sum();
             case WireMessage.PrefillReply p -> 16L + intsSize(p.blocks().length) + 16;
             case WireMessage.AttendRequest a -> 16L + 4 + intsSize(a.blocks().length) + querySize(a.query());
             case WireMessage.AttendReply a -> {
@@ -123,6 +139,8 @@ public final class WireCodec {
             case WireMessage.ReleaseReply r -> 12L;
             case WireMessage.AnchorRequest r -> 20L;
             case WireMessage.AnchorReply r -> 16L + 8L * r.k().length;
+            case WireMessage.PassedRequest r -> 24L;
+            case WireMessage.PassedReply r -> 16L + intsSize(r.positions().length) + 8L * r.k().length;
         };
         if (n > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("message too large for one frame: " + n + " bytes");
@@ -173,7 +191,7 @@ public final class WireCodec {
                 case WireMessage.PREFILL_REQUEST -> new WireMessage.PrefillRequest(readUuid(b), readString(b),
                         positive(b.getInt(), "context length"), b.getLong(), positive(b.getInt(), "block size"),
                         nonNegative(b.getInt(), "anchor size"), positive(b.getInt(), "hosts"), readInts(b),
-                        readInts(b), readInts(b), readString(b));
+                        readInts(b), readInts(b), readString(b), readPassing(b));
                 case WireMessage.PREFILL_REPLY -> new WireMessage.PrefillReply(readUuid(b), readInts(b), b.getLong(),
                         b.getLong());
                 case WireMessage.ATTEND_REQUEST -> new WireMessage.AttendRequest(readUuid(b),
@@ -199,6 +217,20 @@ public final class WireCodec {
                     int n = elements(what, tokens, heads, d);
                     need(b, 8L * n, what);
                     yield new WireMessage.AnchorReply(layer, tokens, heads, d, getFloats(b, n), getFloats(b, n));
+                }
+                case WireMessage.PASSED_REQUEST -> new WireMessage.PassedRequest(readUuid(b),
+                        nonNegative(b.getInt(), "block"), nonNegative(b.getInt(), "layer"));
+                case WireMessage.PASSED_REPLY -> {
+                    int block = nonNegative(b.getInt(), "block");
+                    int layer = nonNegative(b.getInt(), "layer");
+                    int heads = dim(b.getInt(), "KV heads");
+                    int d = dim(b.getInt(), "head dimension");
+                    int[] positions = readInts(b);
+                    String what = "passed KV of " + positions.length + " x " + heads + " x " + d;
+                    int n = elements(what, positions.length, heads, d);
+                    need(b, 8L * n, what);
+                    yield new WireMessage.PassedReply(block, layer, heads, d, positions, getFloats(b, n),
+                            getFloats(b, n));
                 }
                 default -> throw new WireFormatException("unknown message type " + type);
             };
@@ -320,6 +352,19 @@ public final class WireCodec {
         b.asIntBuffer().get(v);
         b.position(b.position() + 4 * n);
         return v;
+    }
+
+    /** The passing fields of a prefill request: tokens per block, selection, layers scored, holder per block. */
+    private static WireMessage.PrefillRequest.Passing readPassing(ByteBuffer b) {
+        int tokens = nonNegative(b.getInt(), "passed tokens per block");
+        String selection = readString(b);
+        int layers = positive(b.getInt(), "scored layers");
+        int count = count(b, b.getInt(), 2, "block holders");
+        List<String> holders = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            holders.add(readString(b));
+        }
+        return new WireMessage.PrefillRequest.Passing(tokens, selection, layers, holders);
     }
 
     private static long stringSize(String s) {

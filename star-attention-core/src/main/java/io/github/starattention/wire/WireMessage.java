@@ -32,6 +32,8 @@ public sealed interface WireMessage {
     byte RELEASE_REPLY = 8;
     byte ANCHOR_REQUEST = 9;
     byte ANCHOR_REPLY = 10;
+    byte PASSED_REQUEST = 11;
+    byte PASSED_REPLY = 12;
 
     /** The message type byte of the frame header. */
     byte type();
@@ -89,11 +91,47 @@ public sealed interface WireMessage {
      * @param tokens the tokens of {@code ranges}, concatenated
      * @param anchorFrom node id of the host that encodes block 0 of this session and serves its anchor's KV
      *     ({@link AnchorRequest}); empty to encode the anchor here
+     * @param passing phase-1 passing blocks ({@link Passing#NONE}: the paper's phase 1)
      */
     record PrefillRequest(UUID session, String owner, int contextLength, long contextDigest, int blockSize,
-                          int anchorSize, int hosts, int[] blocks, int[] ranges, int[] tokens, String anchorFrom)
-            implements WireMessage {
+                          int anchorSize, int hosts, int[] blocks, int[] ranges, int[] tokens, String anchorFrom,
+                          Passing passing) implements WireMessage {
+
+        /**
+         * Passing blocks in phase 1: each block passes the K/V of {@code tokensPerBlock} of its tokens on to the later
+         * blocks, chosen by {@code selection} ({@code window} or {@code spread}) from the attention mass of its first
+         * {@code scoredLayers} layers; a host takes what a block it does not encode passes from {@code holders[block]}
+         * ({@link PassedRequest}), the node id of the host encoding it (empty: not a context host). With passing,
+         * the request carries every token up to its last block, so that a host can encode the earlier blocks itself.
+         */
+        public record Passing(int tokensPerBlock, String selection, int scoredLayers, List<String> holders) {
+
+            /** Nothing passed. */
+            public static final Passing NONE = new Passing(0, "window", 1, List.of());
+
+            public Passing {
+                Objects.requireNonNull(selection, "selection");
+                holders = List.copyOf(holders);
+                if (tokensPerBlock < 0 || scoredLayers < 1) {
+                    throw new IllegalArgumentException("passing " + tokensPerBlock + " tokens per block scored on "
+                            + scoredLayers + " layers");
+                }
+            }
+
+            public boolean enabled() {
+                return tokensPerBlock > 0;
+            }
+        }
+
+        /** A request without passing blocks. */
+        public PrefillRequest(UUID session, String owner, int contextLength, long contextDigest, int blockSize,
+                              int anchorSize, int hosts, int[] blocks, int[] ranges, int[] tokens, String anchorFrom) {
+            this(session, owner, contextLength, contextDigest, blockSize, anchorSize, hosts, blocks, ranges, tokens,
+                    anchorFrom, Passing.NONE);
+        }
+
         public PrefillRequest {
+            Objects.requireNonNull(passing, "passing");
             Objects.requireNonNull(session, "session");
             Objects.requireNonNull(owner, "owner");
             Objects.requireNonNull(blocks, "blocks");
@@ -127,6 +165,12 @@ public sealed interface WireMessage {
          */
         public static PrefillRequest of(UUID session, String owner, BlockPlan plan, int[] context, int[] blocks,
                                         String anchorFrom) {
+            return of(session, owner, plan, context, blocks, anchorFrom, Passing.NONE);
+        }
+
+        /** As above with passing blocks; then the tokens sent are all those before the last block's end. */
+        public static PrefillRequest of(UUID session, String owner, BlockPlan plan, int[] context, int[] blocks,
+                                        String anchorFrom, Passing passing) {
             if (context.length != plan.contextLength()) {
                 throw new IllegalArgumentException("the context has " + context.length + " tokens, the plan "
                         + plan.contextLength());
@@ -135,6 +179,9 @@ public sealed interface WireMessage {
             List<int[]> spans = new ArrayList<>();
             if (plan.blockCount() > 1 && plan.effectiveAnchor() > 0 && IntStream.of(blocks).anyMatch(b -> b > 0)) {
                 spans.add(new int[] {0, plan.effectiveAnchor()});
+            }
+            if (passing.enabled() && blocks.length > 0) {
+                spans.add(new int[] {0, plan.blocks().get(IntStream.of(blocks).max().getAsInt()).end()});
             }
             for (int b : blocks) {
                 Block block = plan.blocks().get(b);
@@ -162,7 +209,7 @@ public sealed interface WireMessage {
                 at += ranges[i + 1] - ranges[i];
             }
             return new PrefillRequest(session, owner, plan.contextLength(), digest(context), plan.blockSize(),
-                    plan.anchorSize(), plan.hosts(), blocks, ranges, tokens, anchorFrom);
+                    plan.anchorSize(), plan.hosts(), blocks, ranges, tokens, anchorFrom, passing);
         }
 
         /** A 64-bit FNV-1a hash of {@code context}'s token ids: which context a session holds. */
@@ -300,6 +347,45 @@ public sealed interface WireMessage {
         @Override
         public byte type() {
             return ANCHOR_REPLY;
+        }
+    }
+
+    /**
+     * Asks the host encoding {@code block} of {@code session} for what that block passes on at {@code layer} (passing
+     * blocks). It answers once the block's K/V of that layer are written (a request may arrive before the host's own
+     * prefill request), so a host encoding a later block waits for each layer only as long as that host takes.
+     */
+    record PassedRequest(UUID session, int block, int layer) implements WireMessage {
+        public PassedRequest {
+            Objects.requireNonNull(session, "session");
+        }
+
+        @Override
+        public byte type() {
+            return PASSED_REQUEST;
+        }
+    }
+
+    /**
+     * What {@code block} passes on at {@code layer}: the tokens at {@code positions} (increasing), their K and V each
+     * {@code [tokens][kvHeads][headDim]} fp32, post-RoPE.
+     */
+    record PassedReply(int block, int layer, int kvHeads, int headDim, int[] positions, float[] k, float[] v)
+            implements WireMessage {
+        public PassedReply {
+            Objects.requireNonNull(positions, "positions");
+            Objects.requireNonNull(k, "k");
+            Objects.requireNonNull(v, "v");
+            long n = (long) positions.length * kvHeads * headDim;
+            if (k.length != n || v.length != n) {
+                throw new IllegalArgumentException("K and V must hold " + positions.length + " x " + kvHeads + " x "
+                        + headDim + " floats, got " + k.length + " and " + v.length);
+            }
+        }
+
+        @Override
+        public byte type() {
+            return PASSED_REPLY;
         }
     }
 }

@@ -17,7 +17,10 @@
  * strings an int16 byte count followed by UTF-8. Tensors are row-major: an {@code AttentionQuery} is
  * {@code tokens, heads, headDim, scale, positions[tokens], q[tokens][heads][headDim]}, a {@code PartialAttention}
  * {@code tokens, heads, headDim, lse[tokens][heads], output[tokens][heads][headDim]}, an anchor layer
- * ({@code AnchorReply}) {@code layer, tokens, kvHeads, headDim, k[tokens][kvHeads][headDim], v[same]}.
+ * ({@code AnchorReply}) {@code layer, tokens, kvHeads, headDim, k[tokens][kvHeads][headDim], v[same]}, what a block
+ * passes on ({@code PassedReply}) {@code block, layer, kvHeads, headDim, positions[tokens], k[tokens][kvHeads][headDim],
+ * v[same]}. A prefill request ends with its passing fields: {@code tokensPerBlock, selection, scoredLayers,
+ * holders[blocks]} (0, "window", 1, none without passing).
  *
  * <p>Decoding is strict: a wrong magic or version, an unknown type, a length that does not match, a negative or
  * oversized count, or trailing bytes throw {@link io.github.starattention.wire.WireFormatException}; sizes are checked

@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.UUID;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 class WireCodecTest {
@@ -105,6 +106,51 @@ class WireCodecTest {
         assertThat(done.kvBytes()).isEqualTo(99);
         assertThat(roundTrip(new WireMessage.ReleaseRequest(SESSION)).session()).isEqualTo(SESSION);
         assertThat(roundTrip(new WireMessage.ReleaseReply(10, 1))).isEqualTo(new WireMessage.ReleaseReply(10, 1));
+    }
+
+    @Test
+    void passingBlocksMessagesRoundTripBitExactly() {
+        var prefill = roundTrip(new WireMessage.PrefillRequest(SESSION, "owner", 12, 5, 4, 4, 3, new int[] {1},
+                new int[] {0, 8}, new int[] {1, 2, 3, 4, 5, 6, 7, 8}, "node-0", new WireMessage.PrefillRequest.Passing(
+                        64, "window", 2, List.of("node-0", "node-1", ""))));
+        assertThat(prefill.passing().tokensPerBlock()).isEqualTo(64);
+        assertThat(prefill.passing().selection()).isEqualTo("window");
+        assertThat(prefill.passing().scoredLayers()).isEqualTo(2);
+        assertThat(prefill.passing().holders()).containsExactly("node-0", "node-1", "");
+        assertThat(roundTrip(new WireMessage.PrefillRequest(SESSION, "o", 9, 7, 4, 4, 2, new int[] {0},
+                new int[] {0, 4}, new int[] {5, 6, 7, 8}, "")).passing()).isEqualTo(WireMessage.PrefillRequest.Passing.NONE);
+
+        // with passing, a request carries every token up to its last block (a host may encode the earlier ones)
+        BlockPlan plan = BlockPlan.builder(12).blockSize(4).anchorSize(2).hosts(3).build();
+        int[] context = IntStream.range(100, 112).toArray();
+        var third = WireMessage.PrefillRequest.of(SESSION, "q", plan, context, new int[] {2}, "node-0",
+                new WireMessage.PrefillRequest.Passing(8, "spread", 1, List.of("a", "b", "")));
+        assertThat(third.ranges()).containsExactly(0, 12);
+        assertThat(third.tokens()).containsExactly(context);
+        assertThat(WireMessage.PrefillRequest.of(SESSION, "q", plan, context, new int[] {2}, "node-0").ranges())
+                .containsExactly(0, 2, 8, 12);
+
+        assertThat(roundTrip(new WireMessage.PassedRequest(SESSION, 2, 7)))
+                .isEqualTo(new WireMessage.PassedRequest(SESSION, 2, 7));
+        float[] k = {1.5f, -0f, Float.MIN_VALUE, 3e38f};
+        float[] v = {Float.NaN, 2f, -3f, 4f};
+        var reply = roundTrip(new WireMessage.PassedReply(1, 3, 1, 2, new int[] {17, 40}, k, v));
+        assertThat(reply.block()).isEqualTo(1);
+        assertThat(reply.layer()).isEqualTo(3);
+        assertThat(reply.positions()).containsExactly(17, 40);
+        for (int i = 0; i < k.length; i++) {
+            assertThat(Float.floatToRawIntBits(reply.k()[i])).isEqualTo(Float.floatToRawIntBits(k[i]));
+            assertThat(Float.floatToRawIntBits(reply.v()[i])).isEqualTo(Float.floatToRawIntBits(v[i]));
+        }
+        assertThat(roundTrip(new WireMessage.PassedReply(0, 0, 2, 4, new int[0], new float[0], new float[0]))
+                .positions()).isEmpty();
+        assertThatThrownBy(() -> new WireMessage.PassedReply(0, 0, 1, 2, new int[] {1}, k, v))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("1 x 1 x 2");
+
+        byte[] frame = WireCodec.encode(reply);
+        // a position count the frame cannot hold
+        ByteBuffer.wrap(frame).order(ByteOrder.LITTLE_ENDIAN).putInt(WireCodec.HEADER_BYTES + 16, 1 << 20);
+        assertThatThrownBy(() -> WireCodec.decode(frame)).isInstanceOf(WireFormatException.class);
     }
 
     @Test
@@ -319,6 +365,12 @@ class WireCodecTest {
                 WireCodec.encode(new WireMessage.ReleaseReply(7, 1)),
                 WireCodec.encode(new WireMessage.AnchorRequest(SESSION, 2)),
                 WireCodec.encode(new WireMessage.AnchorReply(1, 2, 1, 2, new float[] {1, 2, 3, 4},
+                        new float[] {5, 6, 7, 8})),
+                WireCodec.encode(new WireMessage.PrefillRequest(SESSION, "o", 9, 7, 4, 4, 2, new int[] {1},
+                        new int[] {0, 8}, new int[] {1, 2, 3, 4, 5, 6, 7, 8}, "node",
+                        new WireMessage.PrefillRequest.Passing(4, "window", 2, List.of("a", "")))),
+                WireCodec.encode(new WireMessage.PassedRequest(SESSION, 1, 2)),
+                WireCodec.encode(new WireMessage.PassedReply(1, 2, 1, 2, new int[] {5, 6}, new float[] {1, 2, 3, 4},
                         new float[] {5, 6, 7, 8})));
         Random r = new Random(20261203);
         int decoded = 0;

@@ -1,9 +1,11 @@
 package io.github.starattention.jlama.cli;
 
+import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.PromptSplit;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.cluster.ClusterOptions;
+import io.github.starattention.jlama.model.PassingPolicy;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -12,11 +14,18 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code bench-cluster}: distributed (N context-host JVMs) vs in-process, in one run. */
+/**
+ * {@code bench-cluster}: distributed (N context-host JVMs) vs in-process, in one run; with {@code --passing}, passing
+ * blocks vs plain star as well.
+ */
 @Command(name = "bench-cluster", mixinStandardHelpOptions = true,
         description = {"Benchmark distributed Star Attention: the in-process engine (global, star) against 1, 2, 4... "
                 + "context-host JVMs spawned on 127.0.0.1, all with --threads threads per JVM, on the bundled haystack.",
-                "Prints time to first token, decode tokens/s, their ratios and phase-2 bytes per token."})
+                "Prints time to first token, decode tokens/s, their ratios and phase-2 bytes per token.",
+                "With --passing N: also runs in-process star and each host count with passing blocks on the same hosts, "
+                        + "alternating with plain star run by run, and prints the passing / plain phase-1 prefill "
+                        + "time (target: at most " + ClusterBenchmark.PASSING_PREFILL_TARGET + "x). Needs the CPU "
+                        + "attention kernels (--device cpu where a GPU is usable)."})
 public final class ClusterBenchCommand implements Callable<Integer> {
 
     @Mixin
@@ -38,7 +47,8 @@ public final class ClusterBenchCommand implements Callable<Integer> {
     int warmupTokens;
 
     @Option(names = "--runs", defaultValue = "2", paramLabel = "N",
-            description = "Measured runs of each configuration after its warm-up; the fastest is reported. Default: ${DEFAULT-VALUE}.")
+            description = "Measured runs of each configuration after its warm-up (with --passing, plain and passing "
+                    + "star take turns); the fastest is reported. Default: ${DEFAULT-VALUE}.")
     int runs;
 
     @Option(names = "--compare-anchor-sharing",
@@ -72,7 +82,8 @@ public final class ClusterBenchCommand implements Callable<Integer> {
         String context = AskCommand.readContext(contextFile != null ? contextFile : demo.resolve("haystack-16k.txt"));
         String q = question != null ? question : new com.fasterxml.jackson.databind.ObjectMapper()
                 .readTree(demo.resolve("haystack-16k.json").toFile()).get("question").asText();
-        Distributed.refusePassing(common.engineOptions(Mode.STAR));
+        EngineOptions options = common.engineOptions(Mode.STAR);
+        Distributed.refusePassingOnGpu(options);
         try (StarAttentionModel model = common.loadModel()) {
             PromptSplit split = model.split(context, q);
             int[] ctx = split.contextTokens();
@@ -84,8 +95,8 @@ public final class ClusterBenchCommand implements Callable<Integer> {
             ClusterOptions.Host host = new ClusterOptions.Host(common.modelDir().toAbsolutePath(), common.threadCount(),
                     common.weights.name(), common.device, 4);
             new ClusterBenchmark(model, new ClusterBenchmark.Config(ctx, split.queryTokens(), hosts, common.threadCount(),
-                    common.engineOptions(Mode.STAR), maxNewTokens, warmupTokens, !noGlobal, !noVerify, host, runs,
-                    compareAnchorSharing),
+                    options.toBuilder().passing(PassingPolicy.OFF).build(), maxNewTokens, warmupTokens, !noGlobal,
+                    !noVerify, host, runs, compareAnchorSharing, options.passing()),
                     System.out).run();
         }
         return 0;

@@ -30,7 +30,9 @@ public final class CommonOptions {
 
     @Option(names = "--passing", paramLabel = "N",
             description = "Passing blocks (beyond the paper): each context block passes the K/V of N of its tokens "
-                    + "on to the later blocks (default 0 = none, the paper's phase 1). In process, CPU kernels.")
+                    + "on to the later blocks (default 0 = none, the paper's phase 1). In process or with "
+                    + "--hosts/--cluster (the hosts exchange what they pass on); CPU attention kernels only (--device cpu "
+                    + "where a GPU is usable).")
     Integer passing;
 
     @Option(names = "--passing-rule", paramLabel = "window|spread", defaultValue = "window",

@@ -1,5 +1,7 @@
 package io.github.starattention.jlama.cli;
 
+import io.github.starattention.attention.Device;
+import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.jlama.ContextSession;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.LocalEngine;
@@ -12,7 +14,10 @@ import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Map;
 
-/** The {@code --hosts} / {@code --cluster} options of {@code ask}: which engine, and what the JSON output gains. */
+/**
+ * The {@code --hosts} / {@code --cluster} options of {@code ask}: which engine, and what the JSON output gains. Passing
+ * blocks ({@code --passing}) run there too: the hosts exchange what their blocks pass on.
+ */
 final class Distributed {
 
     private Distributed() {
@@ -27,7 +32,7 @@ final class Distributed {
         if (hosts != null && hosts < 1) {
             throw new IllegalArgumentException("--hosts must be at least 1, got " + hosts);
         }
-        refusePassing(options);
+        refusePassingOnGpu(options);
         if (cluster != null) {
             return ClusterEngine.join(model, options, cluster, hosts == null ? 0 : hosts, common.weights.name());
         }
@@ -38,13 +43,15 @@ final class Distributed {
     }
 
     /**
-     * Refuses passing blocks before any host is started: they run in one process only for now (the hosts would
-     * encode their blocks without them).
+     * Refuses passing blocks on the CUDA kernels before any host is started: they pass blocks on the CPU kernels only,
+     * and in a cluster the query host (and a host spawned here) would find out only in phase 1, after the hosts are up.
+     * {@code --device auto} counts as CUDA when a GPU is usable here, as it would pick it.
      */
-    static void refusePassing(EngineOptions options) {
-        if (options.passing().enabled()) {
-            throw new IllegalArgumentException("--passing runs in one process only for now: drop --hosts/--cluster "
-                    + "or --passing");
+    static void refusePassingOnGpu(EngineOptions options) {
+        if (options.passing().enabled() && (options.device() == Device.CUDA
+                || options.device() == Device.AUTO && CudaProbe.isAvailable())) {
+            throw new IllegalArgumentException("--passing needs the CPU attention kernels: add --device cpu (--device "
+                    + options.device().name().toLowerCase(Locale.ROOT) + " runs attention on the GPU here)");
         }
     }
 

@@ -1,6 +1,10 @@
 package io.github.starattention.jlama.cli;
 
+import io.github.starattention.jlama.EngineOptions;
+import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.StarAttentionModel;
+import io.github.starattention.jlama.cluster.ClusterOptions;
+import io.github.starattention.jlama.eval.EngineSource;
 import io.github.starattention.jlama.eval.EvalExample;
 import io.github.starattention.jlama.eval.EvalReport;
 import io.github.starattention.jlama.eval.EvalResult;
@@ -12,6 +16,7 @@ import io.github.starattention.jlama.eval.ReferenceComparison;
 import io.github.starattention.jlama.eval.TokenBudget;
 import io.github.starattention.jlama.eval.Variant;
 import io.github.starattention.jlama.model.PassingPolicy;
+import io.github.starattention.kv.KvPrecision;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,7 +42,9 @@ import picocli.CommandLine.Spec;
         description = {"Evaluate global and Star Attention on a RULER-style JSONL set (id, task, length, context, question, "
                 + "answers): score = share of the answers found in the output (string_match_all, ignoring case).",
             "Writes results.jsonl, summary.json, summary.md and PNG charts into --out. A malformed line is reported "
-                + "with its number and counted as an error; the other lines are evaluated."})
+                + "with its number and counted as an error; the other lines are evaluated.",
+            "With --hosts N the star variants run distributed (N context-host JVMs on 127.0.0.1 started once for the "
+                + "run, this process as the query host); global runs in process, as its baseline."})
 public final class EvalCommand implements Callable<Integer> {
 
     @Mixin
@@ -91,9 +98,22 @@ public final class EvalCommand implements Callable<Integer> {
     @Option(names = "--title", paramLabel = "TEXT", description = "Title of summary.md.")
     String title;
 
+    @Option(names = "--hosts", paramLabel = "N", description = {"Distributed: spawn N context-host JVMs on 127.0.0.1 "
+            + "(--threads threads, --weights and --device each) once for the whole run, run every star variant with "
+            + "this process as the query host (one per setting), and stop them at the end. Global mode runs on one "
+            + "host: it stays in process. As with ask --hosts, a block count is raised to a multiple of N+1 (the hosts "
+            + "and the query host encode as many blocks each): --blocks 4 --hosts 2 runs 6 blocks (give --blocks 6 to "
+            + "an in-process eval to compare; a --block-size is kept). results.jsonl and the summary record the blocks "
+            + "and hosts used; --resume continues a folder run with the same --hosts only. Passing blocks run too "
+            + "(CPU attention kernels)."})
+    Integer hosts;
+
     @Override
     public Integer call() throws Exception {
         Logging.configure(common.verbose);
+        if (hosts != null && hosts < 1) {
+            throw new IllegalArgumentException("--hosts must be at least 1, got " + hosts);
+        }
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter stdout = spec.commandLine().getOut();
         long t0 = System.nanoTime();
@@ -117,19 +137,41 @@ public final class EvalCommand implements Callable<Integer> {
                         + (lengths == null ? "all" : lengths) + ", tasks " + (tasks == null ? "all" : tasks)
                         + (ids != null ? ", ids of " + reference : "") + ")");
             }
+            checkResumedHosts(previous, variants, resultsFile);
             Set<String> skip = previous.stream().filter(r -> !r.failed()).map(EvalResult::key).collect(Collectors.toSet());
             results.removeIf(EvalResult::failed); // failed runs are tried again
+            EvalRunner.Config config = new EvalRunner.Config(variants, budget, common.deviceValue(), common.threadCount());
+            if (hosts != null) {
+                if (variants.stream().noneMatch(v -> v.mode() == Mode.STAR)) {
+                    throw new IllegalArgumentException("--hosts runs the star variants on the hosts and global in "
+                            + "process: with --modes global alone there is nothing to distribute; drop --hosts");
+                }
+                for (Variant v : variants) {
+                    if (v.mode() == Mode.STAR && v.passing() != null) {
+                        Distributed.refusePassingOnGpu(EngineOptions.builder().device(config.device())
+                                .passing(v.passing()).build());
+                    }
+                }
+            }
             err.printf("star-attention: %d examples x %d (%s), %s%n", examples.size(), variants.size(),
                     variants.stream().map(Variant::label).collect(Collectors.joining(", ")), budget.describe());
-            EvalRunner.Config config = new EvalRunner.Config(variants, budget, common.deviceValue(), common.threadCount());
+            if (hosts != null) {
+                err.println("star-attention: " + hostsDescription(hosts, variants) + "; starting the hosts...");
+                if (variants.stream().anyMatch(v -> v.blockCount() != null && v.anchorFraction() != null
+                        && v.anchorFraction() > 0 && v.anchorFraction() < 1)) {
+                    err.println("star-attention: note: an anchor that is a fraction of each context's block needs a "
+                            + "query host per context length (a cluster join each); --block-size avoids it");
+                }
+            }
             EvalProgress progress = new EvalProgress(err, System.console() != null);
             // the kept results are written afresh (a resumed folder's failed runs are dropped and tried again)
             try (EvalReport.ResultWriter w = new EvalReport.ResultWriter(resultsFile, false)) {
                 results.forEach(w);
             }
             try (StarAttentionModel model = common.loadModel();
+                 EngineSource engines = engines(model, variants, err);
                  EvalReport.ResultWriter append = new EvalReport.ResultWriter(resultsFile, true)) {
-                results.addAll(new EvalRunner(model, config).run(examples, skip, append, progress));
+                results.addAll(new EvalRunner(model, config, engines).run(examples, skip, append, progress));
             } finally {
                 progress.done();
             }
@@ -149,6 +191,73 @@ public final class EvalCommand implements Callable<Integer> {
         stdout.println("wrote " + resultsFile + ", " + files.stream().map(p -> p.getFileName().toString())
                 .collect(Collectors.joining(", ")));
         return 0;
+    }
+
+    /** In process, or the hosts of {@code --hosts} started (and waited for) now. */
+    private EngineSource engines(StarAttentionModel model, List<Variant> variants, PrintWriter err) {
+        if (hosts == null) {
+            return EngineSource.inProcess(model);
+        }
+        // eval's engines keep K and V in fp32 (Variant.options), and the hosts must match the query hosts' numerics
+        ClusterOptions.Host host = new ClusterOptions.Host(common.modelDir().toAbsolutePath(), common.threadCount(),
+                common.weights.name(), common.device, ClusterOptions.defaults().host().maxSessions(),
+                KvPrecision.F32.name().toLowerCase(Locale.ROOT));
+        long t0 = System.nanoTime();
+        ClusterEngineSource source = ClusterEngineSource.start(model, hosts, host,
+                (int) variants.stream().filter(v -> v.mode() == Mode.STAR).count());
+        err.printf(Locale.ROOT, "star-attention: %d context host(s) up in %.1f s%n", hosts, (System.nanoTime() - t0) / 1e9);
+        err.flush();
+        return source;
+    }
+
+    /**
+     * Refuses to resume a folder whose finished results ran on another number of hosts than this run would use (in
+     * process and distributed would be mixed in one summary).
+     */
+    private void checkResumedHosts(List<EvalResult> previous, List<Variant> variants, Path resultsFile) {
+        for (Variant v : variants) {
+            int want = contextHosts(v);
+            for (EvalResult r : previous) {
+                if (!r.failed() && r.variant().equals(v.label()) && r.hosts() != want) {
+                    throw new IllegalArgumentException("--resume: " + resultsFile + " holds " + v.label() + " results run "
+                            + hostsText(r.hosts()) + ", this run would run it " + hostsText(want)
+                            + "; use another --out, or the same --hosts");
+                }
+            }
+        }
+    }
+
+    private int contextHosts(Variant v) {
+        return hosts == null || v.mode() == Mode.GLOBAL ? 0 : hosts;
+    }
+
+    private static String hostsText(int n) {
+        return n == 0 ? "in process" : "on " + n + " context host" + (n == 1 ? "" : "s");
+    }
+
+    /**
+     * What {@code --hosts n} does with these variants, for stderr and the summary: where star and global run, and the
+     * block counts raised to a multiple of the hosts.
+     */
+    static String hostsDescription(int n, List<Variant> variants) {
+        StringBuilder s = new StringBuilder().append(n).append(" context-host JVM").append(n == 1 ? "" : "s")
+                .append(" on 127.0.0.1 + this JVM as the query host (star)");
+        if (variants.stream().anyMatch(v -> v.mode() == Mode.GLOBAL)) {
+            s.append("; global in process");
+        }
+        Map<Integer, Integer> raised = new java.util.TreeMap<>();
+        for (Variant v : variants) {
+            Integer from = v.blockCount();
+            Integer to = ClusterEngineSource.spread(v, n).blockCount();
+            if (from != null && !from.equals(to)) {
+                raised.put(from, to);
+            }
+        }
+        if (!raised.isEmpty()) {
+            s.append("; blocks raised to a multiple of ").append(n + 1).append(": ").append(raised.entrySet().stream()
+                    .map(e -> e.getKey() + " -> " + e.getValue()).collect(Collectors.joining(", ")));
+        }
+        return s.toString();
     }
 
     private List<Variant> variants() {
@@ -191,6 +300,8 @@ public final class EvalCommand implements Callable<Integer> {
                 + (reference != null ? ", ids of " + reference.getFileName() : ""));
         m.put("max_new_tokens", budget.describe());
         m.put("star_blocks", starDescription());
+        int n = hosts != null ? hosts : results.stream().mapToInt(EvalResult::hosts).max().orElse(0);
+        m.put("hosts", n == 0 ? "0 (in process)" : hostsDescription(n, variants));
         if (sweep != null) {
             m.put("sweep", sweep);
         }

@@ -25,7 +25,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Context hosts as child JVMs on {@code 127.0.0.1}, for {@code ask --hosts N}, the benchmark and the integration
- * tests; {@link #engine} starts them and joins them as the query host in one call. Each child runs
+ * tests; {@link #engine} starts them and joins them as the query host in one call ({@link #startServing} and
+ * {@link #join} do it in two, for more than one query host on the same hosts). Each child runs
  * {@code StarAttentionCli host --config FILE} with this JVM's Java, class path and the launcher's flags, in a cluster
  * of its own (a random cluster name, free Hazelcast ports, all members listed explicitly). The
  * query host joins with {@link #queryHostOptions()}.
@@ -106,6 +107,23 @@ public final class LocalCluster implements AutoCloseable {
      */
     public static ClusterEngine engine(StarAttentionModel model, EngineOptions options, int hosts,
                                        ClusterOptions.Host host, boolean shareAnchor) {
+        LocalCluster local = startServing(hosts, host);
+        try {
+            ClusterEngine engine = local.join(model, options, local.queryHostOptions().withShareAnchor(shareAnchor),
+                    hosts);
+            engine.closeWith(local);
+            return engine;
+        } catch (RuntimeException e) {
+            local.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Spawns {@code hosts} context-host JVMs as {@link #engine} does and waits until they serve, without joining them:
+     * for a caller that joins them with more than one query host ({@link #join}). Closing it stops them.
+     */
+    public static LocalCluster startServing(int hosts, ClusterOptions.Host host) {
         ClusterOptions base = ClusterOptions.defaults().withHost(host);
         ClusterOptions.Timeouts t = base.timeouts();
         long wait = Long.getLong("star.attention.hostWaitMs", 180_000); // JVM start + model load + join
@@ -118,18 +136,26 @@ public final class LocalCluster implements AutoCloseable {
         LocalCluster local = start(hosts, base, null, extra.isEmpty() ? List.of() : List.of(extra.split("\\s+")));
         try {
             local.awaitReady();
-            ClusterEngine engine = ClusterEngine.start(model, options,
-                    local.queryHostOptions().withShareAnchor(shareAnchor), hosts);
-            engine.closeWith(local);
-            try {
-                engine.awaitHosts(hosts);
-            } catch (RuntimeException e) {
-                engine.close();
-                throw e;
-            }
-            return engine;
+            return local;
         } catch (RuntimeException e) {
             local.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Joins this cluster as a query host and waits until it sees {@code hosts} context hosts; closing the engine
+     * leaves the hosts running.
+     *
+     * @param node this query host's settings: {@link #queryHostOptions()}, or {@link #extraNodeOptions} for a second one
+     */
+    public ClusterEngine join(StarAttentionModel model, EngineOptions options, ClusterOptions node, int hosts) {
+        ClusterEngine engine = ClusterEngine.start(model, options, node, hosts);
+        try {
+            engine.awaitHosts(hosts);
+            return engine;
+        } catch (RuntimeException e) {
+            engine.close();
             throw e;
         }
     }

@@ -27,11 +27,22 @@ import java.util.Map;
  * @param blockSize block size in tokens (the context in global mode)
  * @param anchorSize anchor size in tokens (0 in global mode or without anchor)
  * @param error what went wrong, null when the example ran
+ * @param hosts context hosts the context was spread over, the query host not counted: 0 in process ({@code eval
+ *     --hosts N} runs star on N, global in process)
  */
 public record EvalResult(String id, String task, int length, String mode, String variant, String setting, String output,
                          double score, double ttftMs, double prefillMs, double decodeTokensPerS, int contextTokens,
                          int queryTokens, int outputTokens, int maxNewTokens, String finishReason, int blocks,
-                         int blockSize, int anchorSize, String error) {
+                         int blockSize, int anchorSize, String error, int hosts) {
+
+    /** A result of an in-process run ({@code hosts} 0). */
+    public EvalResult(String id, String task, int length, String mode, String variant, String setting, String output,
+                      double score, double ttftMs, double prefillMs, double decodeTokensPerS, int contextTokens,
+                      int queryTokens, int outputTokens, int maxNewTokens, String finishReason, int blocks,
+                      int blockSize, int anchorSize, String error) {
+        this(id, task, length, mode, variant, setting, output, score, ttftMs, prefillMs, decodeTokensPerS, contextTokens,
+                queryTokens, outputTokens, maxNewTokens, finishReason, blocks, blockSize, anchorSize, error, 0);
+    }
 
     /** Whether the example failed to run. */
     public boolean failed() {
@@ -69,6 +80,7 @@ public record EvalResult(String id, String task, int length, String mode, String
         m.put("blocks", blocks);
         m.put("block_size", blockSize);
         m.put("anchor_size", anchorSize);
+        m.put("hosts", hosts);
         if (error != null) {
             m.put("error", error);
         }
@@ -85,7 +97,7 @@ public record EvalResult(String id, String task, int length, String mode, String
                 n.path("context_tokens").asInt(), n.path("query_tokens").asInt(), n.path("output_tokens").asInt(),
                 n.path("max_new_tokens").asInt(), n.path("finish_reason").asText(""), n.path("blocks").asInt(),
                 n.path("block_size").asInt(), n.path("anchor_size").asInt(),
-                n.hasNonNull("error") ? n.get("error").asText() : null);
+                n.hasNonNull("error") ? n.get("error").asText() : null, n.path("hosts").asInt(0));
     }
 
     static double round1(double v) {

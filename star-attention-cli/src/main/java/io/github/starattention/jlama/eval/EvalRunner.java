@@ -22,7 +22,8 @@ import org.slf4j.LoggerFactory;
  * Runs examples through the engine in each {@link Variant}: the prompt is split with the model's chat template
  * (system = context, user = question), each variant prefills the context with its own engine (greedy decoding, the
  * {@link TokenBudget}'s cap, stop at end of sequence) and the output is scored with
- * {@link Scorer#stringMatchAll}. An example that fails to run (a prompt longer than the model's positions, say)
+ * {@link Scorer#stringMatchAll}. The engines come from an {@link EngineSource}: a new in-process engine per run by
+ * default, query hosts of a cluster with {@code eval --hosts N}. An example that fails to run (a prompt longer than the model's positions, say)
  * becomes a result with {@code error} set; the others go on.
  */
 public final class EvalRunner {
@@ -65,11 +66,19 @@ public final class EvalRunner {
 
     private final StarAttentionModel model;
     private final Config config;
+    private final EngineSource engines;
     private boolean warnedCap;
 
+    /** Runs in process: a new {@link LocalEngine} per example and variant. */
     public EvalRunner(StarAttentionModel model, Config config) {
+        this(model, config, EngineSource.inProcess(model));
+    }
+
+    /** Runs on the engines of {@code engines} (which the caller closes). */
+    public EvalRunner(StarAttentionModel model, Config config, EngineSource engines) {
         this.model = Objects.requireNonNull(model, "model");
         this.config = Objects.requireNonNull(config, "config");
+        this.engines = Objects.requireNonNull(engines, "engines");
     }
 
     /**
@@ -128,8 +137,8 @@ public final class EvalRunner {
             log.warn("anchor size {} is larger than the block size {} for a {}-token context; it is capped at the block size",
                     v.anchorSize(), v.blockSizeFor(ctx), ctx);
         }
-        try (LocalEngine engine = LocalEngine.create(model, v.options(ctx, config.device(), config.threads()));
-             ContextSession session = engine.prefill(split.contextTokens(), PrefillListener.NONE)) {
+        try (EngineSource.Lease lease = engines.open(v, ctx, config.device(), config.threads());
+             ContextSession session = lease.engine().prefill(split.contextTokens(), PrefillListener.NONE)) {
             Generation g = session.generate(split.queryTokens(), GenerationOptions.greedy(maxNew), TokenListener.NONE);
             double score = Scorer.stringMatchAll(g.text(), e.answers());
             var plan = session.plan();
@@ -137,7 +146,7 @@ public final class EvalRunner {
             return new EvalResult(e.id(), e.task(), e.length(), v.modeName(), v.label(), v.setting(), g.text(), score,
                     session.prefillMillis() + g.ttftMillis(), session.prefillMillis(), g.decodeTokensPerSecond(), ctx,
                     g.queryTokens(), g.tokens().length, maxNew, g.finishReason().name().toLowerCase(Locale.ROOT),
-                    plan.blockCount(), plan.blockSize(), anchor, null);
+                    plan.blockCount(), plan.blockSize(), anchor, null, lease.contextHosts(session));
         } catch (RuntimeException ex) {
             log.debug("example {} failed in {}", e.id(), v.label(), ex);
             return failure(e, v, ctx, split.queryTokens().length, ex);
@@ -149,7 +158,7 @@ public final class EvalRunner {
         int b = ctx > 0 ? v.blockSizeFor(ctx) : 0;
         return new EvalResult(e.id(), e.task(), e.length(), v.modeName(), v.label(), v.setting(), "", 0, 0, 0, 0, ctx,
                 query, 0, config.budget().maxNewTokens(e.task()), "error", b > 0 ? (ctx + b - 1) / b : 0, b,
-                ctx > 0 ? v.anchorSizeFor(ctx) : 0, msg);
+                ctx > 0 ? v.anchorSizeFor(ctx) : 0, msg, engines.contextHosts(v));
     }
 
     /**

@@ -4,6 +4,7 @@ import io.github.starattention.attention.Device;
 import io.github.starattention.jlama.EngineOptions;
 import io.github.starattention.jlama.Mode;
 import io.github.starattention.jlama.model.PassingPolicy;
+import io.github.starattention.plan.BlockPlan;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -108,6 +109,52 @@ public record Variant(String label, Mode mode, String setting, Integer blocks, I
             }
         }
         return b.build();
+    }
+
+    /**
+     * Engine options with the plan of {@link #options} for a context of {@code contextTokens} tokens, written so that
+     * they do not depend on the context where the plan allows: a block count rather than the block size it gives, the
+     * anchor as "the block" or as tokens. Every context of the variant then gets the same options, so one engine (a
+     * query host of a cluster) serves them all. An anchor that follows the block (a fraction other than 0 and 1, or
+     * a size capped at a shorter block) still makes them per context.
+     */
+    public EngineOptions sharedOptions(int contextTokens, Device device, int threads) {
+        if (mode == Mode.GLOBAL || blockSize != null) {
+            return options(contextTokens, device, threads); // the block size is fixed already
+        }
+        int b = blockSizeFor(contextTokens);
+        int a = anchorSizeFor(contextTokens);
+        EngineOptions.Builder o = EngineOptions.builder().mode(mode).device(device).threads(threads)
+                .blocks(blocks != null ? blocks : BlockPlan.DEFAULT_BLOCKS);
+        if (passing != null) {
+            o.passing(passing);
+        }
+        if (a == b) {
+            return o.build(); // anchor = block, the default
+        }
+        if (anchorFraction == null && anchorSize != null && anchorSize == a) {
+            return o.anchorSize(a).build(); // a size smaller than this block
+        }
+        if (a == 0) {
+            return o.anchorSize(0).build(); // no anchor
+        }
+        return options(contextTokens, device, threads);
+    }
+
+    /**
+     * This variant with {@code blocks} blocks (same label): how a cluster spreads it when its block count is raised
+     * to a multiple of the hosts. A variant with a block size, or global, is returned as it is.
+     */
+    public Variant withBlocks(int blocks) {
+        if (mode == Mode.GLOBAL || blockSize != null) {
+            return this;
+        }
+        return new Variant(label, mode, setting, blocks, null, anchorSize, anchorFraction, passing);
+    }
+
+    /** The block count of a star variant without a block size (4 when not given), else null. */
+    public Integer blockCount() {
+        return mode == Mode.STAR && blockSize == null ? (blocks != null ? blocks : BlockPlan.DEFAULT_BLOCKS) : null;
     }
 
     /**

@@ -2,6 +2,7 @@ package io.github.starattention.jlama.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.jlama.TestData;
@@ -160,15 +161,28 @@ class CliBadInputIT {
     }
 
     @Test
-    void aBadPassingSettingOrPassingInTheClusterSaysSoInOneLine() throws IOException {
+    void aBadPassingSettingSaysSoInOneLineAlsoBeforeAnyHostStarts() throws IOException {
         String model = TestData.modelDir().toString();
         String ctx = context("a b c d e f g h").toString();
         assertOneLine(run("ask", "--model", model, "--context-file", ctx, "--question", "q", "--passing", "-1"),
                 "--passing must be in [0, 65536]");
         assertOneLine(run("ask", "--model", model, "--context-file", ctx, "--question", "q", "--passing", "8",
                 "--passing-rule", "question"), "passing selection must be window or spread, got 'question'");
-        assertOneLine(run("ask", "--model", model, "--context-file", ctx, "--question", "q", "--passing", "8",
-                "--hosts", "2"), "--passing runs in one process only for now");
+        // passing runs in the cluster too, but its settings are still checked here first
+        assertOneLine(run("ask", "--model", model, "--context-file", ctx, "--question", "q", "--passing", "65537",
+                "--hosts", "2"), "--passing must be in [0, 65536]");
+        assertOneLine(run("bench-cluster", "--model", model, "--context-file", ctx, "--question", "q",
+                "--passing", "8", "--passing-rule", "question", "--hosts", "1"),
+                "passing selection must be window or spread, got 'question'");
+    }
+
+    @Test
+    void passingOnTheGpuInTheClusterIsRefusedBeforeAnyHostStarts() throws IOException {
+        assumeTrue(CudaProbe.isAvailable(), "this machine has no usable GPU (--device cuda is refused before passing)");
+        Result r = run("ask", "--model", TestData.modelDir().toString(), "--context-file",
+                context("a b c d e f g h").toString(), "--question", "q", "--passing", "8", "--hosts", "2",
+                "--device", "cuda");
+        assertOneLine(r, "--passing needs the CPU attention kernels: add --device cpu");
     }
 
     @Test

@@ -141,5 +141,29 @@ class EvalSummaryTest {
                 "context_tokens", "blocks", "block_size", "anchor_size");
         assertThat(m.get("mode")).isEqualTo("star");
         assertThat(m).doesNotContainKeys("variant", "setting", "error");
+        assertThat(m.get("hosts")).as("in process").isEqualTo(0);
+    }
+
+    @Test
+    void theHostCountRoundTripsAndOldLinesReadAsInProcess(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        EvalResult r = Results.sample().get(1);
+        EvalResult distributed = new EvalResult(r.id(), r.task(), r.length(), r.mode(), r.variant(), r.setting(),
+                r.output(), r.score(), r.ttftMs(), r.prefillMs(), r.decodeTokensPerS(), r.contextTokens(),
+                r.queryTokens(), r.outputTokens(), r.maxNewTokens(), r.finishReason(), 6, r.blockSize(), r.anchorSize(),
+                null, 2);
+        Path f = dir.resolve(EvalReport.RESULTS);
+        try (EvalReport.ResultWriter w = new EvalReport.ResultWriter(f, false)) {
+            w.accept(distributed);
+        }
+        // a line written before results had "hosts"
+        Map<String, Object> old = new java.util.LinkedHashMap<>(r.toJson());
+        old.remove("hosts");
+        java.nio.file.Files.writeString(f, new ObjectMapper().writeValueAsString(old) + "\n",
+                java.nio.file.StandardOpenOption.APPEND);
+        List<EvalResult> back = EvalReport.readResults(f);
+        assertThat(back.getFirst()).isEqualTo(distributed);
+        assertThat(back.getFirst().hosts()).isEqualTo(2);
+        assertThat(back.getLast()).isEqualTo(r);
+        assertThat(back.getLast().hosts()).isZero();
     }
 }

@@ -79,6 +79,46 @@ class VariantTest {
     }
 
     @Test
+    void sharedOptionsHaveThePlanOfEachContextAndDoNotDependOnIt() {
+        List<Variant> vs = new java.util.ArrayList<>(List.of(Variant.star(null, null, null), Variant.star(6, null, 64),
+                Variant.star(null, 300, 100), Variant.star(null, null, 0),
+                Variant.star(null, null, null, PassingPolicy.of(16, PassingPolicy.Selection.WINDOW))));
+        vs.addAll(Variant.sweep("anchor=0,0.25,1", Variant.star(null, null, null)));
+        vs.addAll(Variant.sweep("blocks=1,3", Variant.star(null, null, null)));
+        for (Variant v : vs) {
+            for (int ctx : new int[] {900, 965, 1000, 1024, 4000}) {
+                EngineOptions shared = v.sharedOptions(ctx, Device.CPU, 2);
+                EngineOptions own = v.options(ctx, Device.CPU, 2);
+                assertThat(shared.plan(ctx, 1).toString()).as("%s at %d", v.label(), ctx)
+                        .isEqualTo(own.plan(ctx, 1).toString());
+                assertThat(shared.passing()).isEqualTo(own.passing());
+            }
+        }
+        // a count and "anchor = block", a fixed anchor below the block, no anchor, a block size: one set of options
+        for (Variant v : List.of(vs.get(0), vs.get(1), vs.get(2), vs.get(3), vs.get(4), vs.get(5), vs.get(7))) {
+            assertThat(v.sharedOptions(965, Device.CPU, 2)).as(v.label()).isEqualTo(v.sharedOptions(4000, Device.CPU, 2));
+        }
+        // an anchor that is a quarter of each context's block cannot be
+        assertThat(vs.get(6).sharedOptions(965, Device.CPU, 2)).isNotEqualTo(vs.get(6).sharedOptions(4000, Device.CPU, 2));
+        assertThat(Variant.global().sharedOptions(965, Device.CPU, 2)).isEqualTo(Variant.global().options(965, Device.CPU, 2));
+    }
+
+    @Test
+    void withBlocksKeepsTheLabelAndTheRest() {
+        Variant v = Variant.sweep("passing=16", Variant.star(null, null, null)).getFirst();
+        assertThat(v.blockCount()).isEqualTo(4);
+        Variant six = v.withBlocks(6);
+        assertThat(six.label()).isEqualTo("star passing=16");
+        assertThat(six.blockCount()).isEqualTo(6);
+        assertThat(six.passing()).isEqualTo(v.passing());
+        assertThat(six.sharedOptions(1000, Device.CPU, 1).plan(1000, 3).blockCount()).isEqualTo(6);
+        Variant sized = Variant.star(null, 256, null);
+        assertThat(sized.withBlocks(6)).isSameAs(sized);
+        assertThat(sized.blockCount()).isNull();
+        assertThat(Variant.global().blockCount()).isNull();
+    }
+
+    @Test
     void badSweepsAreClearErrors() {
         Variant base = Variant.star(null, null, null);
         assertThatThrownBy(() -> Variant.sweep("blocks", base)).hasMessageContaining("--sweep must look like");

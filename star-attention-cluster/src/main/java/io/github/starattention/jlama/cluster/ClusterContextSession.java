@@ -12,6 +12,8 @@ import io.github.starattention.jlama.TokenListener;
 import io.github.starattention.jlama.generation.GenerationLoop;
 import io.github.starattention.jlama.model.AnchorExchange;
 import io.github.starattention.jlama.model.ContextEncoder;
+import io.github.starattention.jlama.model.PassingExchange;
+import io.github.starattention.jlama.model.PassingPolicy;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
 import io.github.starattention.plan.BlockPlan;
@@ -36,6 +38,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -154,7 +157,7 @@ public final class ClusterContextSession implements ContextSession {
         try {
             List<Block> mine = plan.blocksOf(plan.queryHost());
             long l0 = System.nanoTime();
-            local = encoder.encodeBlocks(plan, this.context, mine, false, anchorExchange(), n -> {
+            local = encodeHere(mine, n -> {
                 localDone.set(n);
                 listener.onProgress(Math.min(total, n + remoteDone.get()), total);
             });
@@ -417,7 +420,7 @@ public final class ClusterContextSession implements ContextSession {
 
     private CompletableFuture<Assignment> prefillOn(Assignment a) {
         WireMessage.PrefillRequest request = WireMessage.PrefillRequest.of(id, node.nodeId(), plan, context, a.blocks(),
-                anchorHost(a.blocks()));
+                anchorHost(a.blocks()), passing());
         prefillBytes.add(WireCodec.encodedSize(request));
         return node.request(a.nodeId(), a.label(), request, engine.cluster().timeouts().prefillMs())
                 .thenApply(reply -> {
@@ -503,7 +506,7 @@ public final class ClusterContextSession implements ContextSession {
                     encodeLocally(failed.blocks());
                 } else {
                     WireMessage.PrefillRequest request = WireMessage.PrefillRequest.of(id, node.nodeId(), plan,
-                            context, failed.blocks(), anchorHost(failed.blocks()));
+                            context, failed.blocks(), anchorHost(failed.blocks()), passing());
                     prefillBytes.add(WireCodec.encodedSize(request));
                     long timeout = engine.cluster().timeouts().prefillMs();
                     WireMessage reply = node.request(target.nodeId(), target.label(), request, timeout)
@@ -585,7 +588,7 @@ public final class ClusterContextSession implements ContextSession {
 
     private void encodeLocally(int[] blocks) {
         List<Block> list = IntStream.of(blocks).mapToObj(b -> plan.blocks().get(b)).toList();
-        List<KvStore> stores = encoder.encodeBlocks(plan, context, list, false, anchorExchange(), n -> { });
+        List<KvStore> stores = encodeHere(list, n -> { });
         synchronized (recoveryLock) {
             if (closed) {
                 stores.forEach(KvStore::close);
@@ -648,6 +651,42 @@ public final class ClusterContextSession implements ContextSession {
         Assignment server = anchorServer();
         return server == null ? AnchorExchange.NONE : new AnchorExchange(new RemoteAnchorFeed(node, server.nodeId(),
                 server.label(), id, engine.cluster().timeouts().prefillMs()), null);
+    }
+
+    /**
+     * Phase 1 of {@code blocks} on this query host: with passing blocks, what the earlier blocks pass on comes from
+     * their context hosts.
+     */
+    private List<KvStore> encodeHere(List<Block> blocks, IntConsumer progress) {
+        PassingPolicy policy = engine.options().passing();
+        if (!policy.enabled()) {
+            return encoder.encodeBlocks(plan, context, blocks, false, anchorExchange(), progress);
+        }
+        PassingExchange exchange = new PassingExchange(new RemotePassedFeed(node, passing().holders(), id,
+                engine.cluster().timeouts().prefillMs(), null), null);
+        return encoder.encodeBlocks(plan, context, blocks, anchorExchange(), policy, exchange, progress);
+    }
+
+    /**
+     * The passing fields of a prefill request: the engine's policy and, per block, the context host encoding it now
+     * (empty for this query host and for hosts that failed).
+     */
+    private WireMessage.PrefillRequest.Passing passing() {
+        PassingPolicy policy = engine.options().passing();
+        if (!policy.enabled()) {
+            return WireMessage.PrefillRequest.Passing.NONE;
+        }
+        String[] holders = new String[plan.blockCount()];
+        Arrays.fill(holders, "");
+        for (Assignment a : assignments) {
+            if (!a.local() && !failedNodes.contains(a.nodeId())) {
+                for (int b : a.blocks()) {
+                    holders[b] = a.nodeId();
+                }
+            }
+        }
+        return new WireMessage.PrefillRequest.Passing(policy.tokensPerBlock(), policy.selection().label(),
+                policy.scoredLayers(), List.of(holders));
     }
 
     private Assignment holderOf(int[] blocks) {

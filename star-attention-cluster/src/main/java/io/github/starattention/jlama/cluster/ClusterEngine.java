@@ -71,10 +71,6 @@ public final class ClusterEngine implements StarAttentionEngine {
         if (options.mode() != Mode.STAR) {
             throw new IllegalArgumentException("global mode runs on one host; the distributed engine runs star mode");
         }
-        if (options.passing().enabled()) {
-            throw new IllegalArgumentException("passing blocks (" + options.passing() + ") run in one process only: "
-                    + "the cluster does not pass blocks between hosts; use EngineOptions without passing here");
-        }
         if (maxHosts < 0) {
             throw new IllegalArgumentException("maxHosts must be >= 0 (0 = all), got " + maxHosts);
         }

@@ -9,6 +9,10 @@ import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.model.AnchorExchange;
 import io.github.starattention.jlama.model.ContextEncoder;
+import io.github.starattention.jlama.model.PassingExchange;
+import io.github.starattention.jlama.model.PassingPolicy;
+import io.github.starattention.kv.HeapKvStore;
+import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
 import io.github.starattention.plan.BlockPlan;
@@ -43,7 +47,9 @@ import org.slf4j.LoggerFactory;
  * with one {@link PartialAttention} per block, computed by {@link AttentionKernel#attend}. The host that encodes a
  * session's block 0 also serves its anchor's KV layer by layer ({@link WireMessage.AnchorRequest}, see
  * {@link AnchorSource}); the others take it from there ({@link WireMessage.PrefillRequest#anchorFrom()}) instead of
- * encoding the anchor again, and encode it themselves if that fails.
+ * encoding the anchor again, and encode it themselves if that fails. With passing blocks, each host likewise serves
+ * what its blocks pass on layer by layer ({@link WireMessage.PassedRequest}, see {@link PassedSource}) and takes
+ * what earlier blocks pass from their hosts ({@link WireMessage.PrefillRequest.Passing#holders()}).
  *
  * <p>Sessions are independent (several query hosts or contexts at once never mix) and are freed on
  * {@link WireMessage.ReleaseRequest}, after {@code timeouts.sessionIdleMs} without use, or when the query host that
@@ -73,6 +79,7 @@ public final class ContextHost implements AutoCloseable {
     private final int threads;
     private final Map<UUID, HostSession> sessions = new ConcurrentHashMap<>();
     private final Map<UUID, AnchorSource> anchors = new ConcurrentHashMap<>();
+    private final Map<UUID, PassedSource> passed = new ConcurrentHashMap<>();
     private final ExecutorService prefillPool;
     private final ExecutorService attendPool;
     private final ScheduledExecutorService reaper;
@@ -168,7 +175,8 @@ public final class ContextHost implements AutoCloseable {
     /** Bytes of KV held now (the blocks, and the anchors this host serves). */
     public long kvBytes() {
         return sessions.values().stream().mapToLong(HostSession::bytes).sum()
-                + anchors.values().stream().mapToLong(AnchorSource::bytes).sum();
+                + anchors.values().stream().mapToLong(AnchorSource::bytes).sum()
+                + passed.values().stream().mapToLong(PassedSource::bytes).sum();
     }
 
     // ------------------------------------------------------------------------------------------ requests
@@ -181,6 +189,7 @@ public final class ContextHost implements AutoCloseable {
                 case WireMessage.InfoRequest r -> msg.reply(info(), replyOptions);
                 case WireMessage.PrefillRequest p -> {
                     claimAnchor(p);
+                    claimPassed(p);
                     prefillPool.execute(() -> prefill(msg, p));
                 }
                 case WireMessage.AttendRequest a -> attendPool.execute(() -> attend(msg, a));
@@ -196,6 +205,7 @@ public final class ContextHost implements AutoCloseable {
                             }
                         });
                 case WireMessage.AnchorRequest r -> serveAnchor(msg, r);
+                case WireMessage.PassedRequest r -> servePassed(msg, r);
                 default -> msg.fail(BAD_REQUEST, "a context host does not take " + body.getClass().getSimpleName());
             }
         } catch (RejectedExecutionException e) {
@@ -246,6 +256,23 @@ public final class ContextHost implements AutoCloseable {
             if (blocks.isEmpty()) {
                 throw new IllegalArgumentException("no blocks to encode");
             }
+            if (p.passing().enabled()) {
+                passingPolicy(p); // a bad selection or size fails here
+                int last = blocks.getLast().end();
+                if (!p.covers(0, last)) {
+                    throw new IllegalArgumentException("a prefill with passing blocks needs every token before its "
+                            + "last block's end " + last + " (sent ranges " + Arrays.toString(p.ranges()) + ")");
+                }
+                if (p.passing().holders().size() != plan.blockCount()) {
+                    throw new IllegalArgumentException("passing blocks name " + p.passing().holders().size()
+                            + " block holders for " + plan.blockCount() + " blocks");
+                }
+                if (!(kernel.createStore(new KvLayout(1, 1, 1, 0)) instanceof HeapKvStore probe)) {
+                    throw new IllegalArgumentException("passing blocks need the CPU attention kernels; host "
+                            + node.options().nodeName() + " runs " + kernel.name());
+                }
+                probe.close();
+            }
             int vocab = model.decoder().config().vocabularySize;
             for (int t : p.tokens()) {
                 if (t < 0 || t >= vocab) {
@@ -289,10 +316,16 @@ public final class ContextHost implements AutoCloseable {
         boolean anchored = plan.blockCount() > 1 && plan.effectiveAnchor() > 0;
         AnchorSource source = anchored && !missing.isEmpty() && missing.getFirst().index() == 0
                 ? claimAnchor(p.session()) : null;
+        PassedSource passing = p.passing().enabled() ? passedSource(p.session()) : null;
         try {
             if (!missing.isEmpty()) {
-                List<KvStore> stores = encoder.encodeBlocks(plan, p.scatter(), missing, false,
-                        anchorExchange(p, anchored, source), n -> { });
+                List<KvStore> stores = passing == null
+                        ? encoder.encodeBlocks(plan, p.scatter(), missing, false, anchorExchange(p, anchored, source),
+                                n -> { })
+                        : encoder.encodeBlocks(plan, p.scatter(), missing, anchorExchange(p, anchored, source),
+                                passingPolicy(p), new PassingExchange(new RemotePassedFeed(node, p.passing().holders(),
+                                        p.session(), node.options().timeouts().prefillMs(), passing), passing::publish),
+                                n -> { });
                 if (!s.add(missing, stores)) {
                     stores.forEach(KvStore::close);
                     msg.fail(UNKNOWN_SESSION, "session " + p.session() + " was released during its prefill");
@@ -310,6 +343,10 @@ public final class ContextHost implements AutoCloseable {
             if (source != null) {
                 anchors.remove(p.session(), source);
                 source.fail("block 0 could not be encoded on " + node.options().nodeName() + ": " + e);
+            }
+            if (passing != null) {
+                missing.forEach(b -> passing.fail(b.index(), "block " + b.index() + " could not be encoded on "
+                        + node.options().nodeName() + ": " + e));
             }
             if (s.isEmpty()) {
                 release(p.session(), "prefill failed");
@@ -337,6 +374,16 @@ public final class ContextHost implements AutoCloseable {
      */
     private void refusePrefill(Message<Object> msg, WireMessage.PrefillRequest p, int code, String reason) {
         msg.fail(code, reason);
+        PassedSource passing = p.passing().enabled() ? passed.get(p.session()) : null;
+        HostSession held = sessions.get(p.session());
+        if (passing != null) {
+            for (int b : p.blocks()) {
+                if (held == null || !held.has(b)) {
+                    passing.fail(b, "the prefill of block " + b + " was refused on " + node.options().nodeName() + ": "
+                            + reason);
+                }
+            }
+        }
         if (claimsAnchor(p)) {
             HostSession s = sessions.get(p.session());
             AnchorSource source = anchors.get(p.session());
@@ -344,6 +391,53 @@ public final class ContextHost implements AutoCloseable {
                 source.fail("the prefill of block 0 was refused on " + node.options().nodeName() + ": " + reason);
             }
         }
+    }
+
+    /** The request's passing policy; an unknown selection or a bad size throws IllegalArgumentException. */
+    private static PassingPolicy passingPolicy(WireMessage.PrefillRequest p) {
+        WireMessage.PrefillRequest.Passing w = p.passing();
+        return new PassingPolicy(w.tokensPerBlock(), PassingPolicy.Selection.parse(w.selection()), w.scoredLayers());
+    }
+
+    /** A prefill with passing blocks: this host serves what its blocks pass on (answering requests that came first). */
+    private void claimPassed(WireMessage.PrefillRequest p) {
+        if (p.passing().enabled()) {
+            passedSource(p.session()).claim(p.blocks());
+        }
+    }
+
+    private PassedSource passedSource(UUID session) {
+        return passed.computeIfAbsent(session, id -> new PassedSource());
+    }
+
+    private void servePassed(Message<Object> msg, WireMessage.PassedRequest r) {
+        if (r.layer() >= layers()) {
+            msg.fail(BAD_REQUEST, "layer " + r.layer() + " does not exist (the model has " + layers() + ")");
+            return;
+        }
+        if (closed) {
+            msg.fail(FULL, "host is shutting down");
+            return;
+        }
+        PassedSource source = passedSource(r.session());
+        if (!source.claimed(r.block())) {
+            reaper.schedule(() -> {
+                if (!source.claimed(r.block())) {
+                    source.fail(r.block(), "no prefill of block " + r.block() + " of context " + r.session()
+                            + " arrived here within " + ANCHOR_GRACE_MS + " ms");
+                }
+            }, ANCHOR_GRACE_MS, TimeUnit.MILLISECONDS);
+        }
+        var c = model.decoder().config();
+        source.layer(r.block(), r.layer()).whenComplete((p, e) -> {
+            if (e != null) {
+                msg.fail(UNKNOWN_SESSION, "what block " + r.block() + " of context " + r.session() + " passes on is "
+                        + "not available on " + node.options().nodeName() + ": " + e.getMessage());
+            } else {
+                msg.reply(new WireMessage.PassedReply(p.block(), p.layer(), c.numberOfKeyValueHeads, c.headSize,
+                        p.positions(), p.k(), p.v()), replyOptions);
+            }
+        });
     }
 
     private static boolean claimsAnchor(WireMessage.PrefillRequest p) {
@@ -453,6 +547,10 @@ public final class ContextHost implements AutoCloseable {
         if (anchor != null) {
             anchor.fail("context " + id + " was released (" + why + ")");
         }
+        PassedSource passing = passed.remove(id);
+        if (passing != null) {
+            passing.failAll("context " + id + " was released (" + why + ")");
+        }
         HostSession s = sessions.remove(id);
         long freed = s == null ? 0 : s.close();
         if (s != null) {
@@ -475,6 +573,12 @@ public final class ContextHost implements AutoCloseable {
             if (!sessions.containsKey(e.getKey()) && e.getValue().ageNanos() > idleMs * 1_000_000L
                     && anchors.remove(e.getKey(), e.getValue())) {
                 e.getValue().fail("no prefill of context " + e.getKey() + " arrived here");
+            }
+        }
+        for (Map.Entry<UUID, PassedSource> e : List.copyOf(passed.entrySet())) {
+            if (!sessions.containsKey(e.getKey()) && e.getValue().ageNanos() > idleMs * 1_000_000L
+                    && passed.remove(e.getKey(), e.getValue())) {
+                e.getValue().failAll("no prefill of context " + e.getKey() + " arrived here");
             }
         }
     }
@@ -505,6 +609,8 @@ public final class ContextHost implements AutoCloseable {
         }
         anchors.values().forEach(a -> a.fail("host closing"));
         anchors.clear();
+        passed.values().forEach(p -> p.failAll("host closing"));
+        passed.clear();
         encoder.close();
         kernel.close();
     }

@@ -84,8 +84,13 @@ final class ClusterFixture {
 
     /** Tokens of the in-process engine in star mode with {@code blocks} blocks, greedy; cached. */
     static int[] reference(String contextId, String queryId, int maxNewTokens, int blocks) {
-        return REFERENCES.computeIfAbsent(contextId + "|" + queryId + "|" + maxNewTokens + "|" + blocks, k -> {
-            try (LocalEngine e = LocalEngine.create(model(), star().toBuilder().blocks(blocks).build());
+        return reference(contextId, queryId, maxNewTokens, star().toBuilder().blocks(blocks).build());
+    }
+
+    /** Tokens of the in-process engine with {@code options}, greedy; cached. */
+    static int[] reference(String contextId, String queryId, int maxNewTokens, EngineOptions options) {
+        return REFERENCES.computeIfAbsent(contextId + "|" + queryId + "|" + maxNewTokens + "|" + options, k -> {
+            try (LocalEngine e = LocalEngine.create(model(), options);
                  ContextSession s = e.prefill(context(contextId), PrefillListener.NONE)) {
                 return s.generate(query(queryId), GenerationOptions.greedy(maxNewTokens), TokenListener.NONE).tokens();
             }

@@ -50,5 +50,32 @@ public record ChunkAttention(AttentionKernel kernel, int[] positions, KvStore ta
         default PartialAttention attendExtra(int layer, AttentionQuery query) {
             return null;
         }
+
+        /** {@code first} then {@code second} at each call; at most one of them may give an extra partition. */
+        static LayerHook both(LayerHook first, LayerHook second) {
+            return new LayerHook() {
+                @Override
+                public void stored(int layer, float[] k, float[] v, int tokens) {
+                    first.stored(layer, k, v, tokens);
+                    second.stored(layer, k, v, tokens);
+                }
+
+                @Override
+                public void beforeAttention(int layer) {
+                    first.beforeAttention(layer);
+                    second.beforeAttention(layer);
+                }
+
+                @Override
+                public PartialAttention attendExtra(int layer, AttentionQuery query) {
+                    PartialAttention a = first.attendExtra(layer, query);
+                    PartialAttention b = second.attendExtra(layer, query);
+                    if (a != null && b != null) {
+                        throw new IllegalStateException("two hooks gave an extra partition at layer " + layer);
+                    }
+                    return a != null ? a : b;
+                }
+            };
+        }
     }
 }

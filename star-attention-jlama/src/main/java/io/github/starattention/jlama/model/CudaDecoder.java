@@ -197,14 +197,14 @@ public final class CudaDecoder implements ForwardPass {
     }
 
     @Override
-    public void forwardLayerMajor(int[][] chunks, ChunkAttention[] attention, IntConsumer afterLayer) {
+    public void forwardLayerMajor(int[][] chunks, ChunkAttention[] attention, int layerCount, IntConsumer afterLayer) {
         Workspace ws = take();
         List<Chunk> open = new ArrayList<>(chunks.length);
         try {
             for (int i = 0; i < chunks.length; i++) {
                 open.add(new Chunk(ws, i, chunks[i], attention[i]));
             }
-            for (int layer = 0; layer < layers.length; layer++) {
+            for (int layer = 0; layer < Math.min(layerCount, layers.length); layer++) {
                 for (Chunk chunk : open) {
                     layer(layer, chunk, ws);
                 }
@@ -381,9 +381,6 @@ public final class CudaDecoder implements ForwardPass {
             if (!(a.target() instanceof CudaKvStore store)) {
                 throw new IllegalArgumentException("a GPU pass writes its K/V into a CUDA KV store, got "
                         + (a.target() == null ? "none" : a.target().getClass().getSimpleName()));
-            }
-            if (a.hook() instanceof PassingBlocks.BlockHook) {
-                throw new UnsupportedOperationException("passing blocks run on the CPU kernels only");
             }
             this.target = store;
             for (int id : ids) {

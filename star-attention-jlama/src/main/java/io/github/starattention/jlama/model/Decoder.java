@@ -102,15 +102,24 @@ public final class Decoder implements ForwardPass {
         return want == Logits.Want.NONE ? null : Logits.of(logits(x, tokens.length - 1));
     }
 
+    /**
+     * {@inheritDoc} Every chunk's K/V of a layer are written before any chunk of it attends (the later chunks' positions
+     * are higher, so the earlier ones do not see them): a layer's K/V are complete, and can be handed to other hosts,
+     * while its attention and MLP still run.
+     */
     @Override
-    public void forwardLayerMajor(int[][] chunks, ChunkAttention[] attention, IntConsumer afterLayer) {
+    public void forwardLayerMajor(int[][] chunks, ChunkAttention[] attention, int layers, IntConsumer afterLayer) {
         float[][] x = new float[chunks.length][];
         for (int i = 0; i < chunks.length; i++) {
             x[i] = embed(chunks[i]);
         }
-        for (int layer = 0; layer < w.layers.length; layer++) {
+        float[][] q = new float[chunks.length][];
+        for (int layer = 0; layer < Math.min(layers, w.layers.length); layer++) {
             for (int i = 0; i < chunks.length; i++) {
-                layer(layer, x[i], chunks[i].length, attention[i]);
+                q[i] = project(layer, x[i], chunks[i].length, attention[i]);
+            }
+            for (int i = 0; i < chunks.length; i++) {
+                finish(layer, x[i], q[i], chunks[i].length, attention[i]);
             }
             afterLayer.accept(layer);
         }
@@ -127,11 +136,17 @@ public final class Decoder implements ForwardPass {
 
     /** One decoder layer on the residual stream {@code x [T][D]}, in place. */
     private void layer(int layer, float[] x, int tokens, ChunkAttention attention) {
+        finish(layer, x, project(layer, x, tokens, attention), tokens, attention);
+    }
+
+    /**
+     * The first half of a layer: normed {@code x} projected to Q/K/V (+ bias), rotated at the chunk's positions; K/V
+     * go into the target store. Returns the rotated queries {@code q [T][H][hd]}.
+     */
+    private float[] project(int layer, float[] x, int tokens, ChunkAttention attention) {
         DecoderWeights.Layer lw = w.layers[layer];
         int qDim = heads * headDim;
         int kvDim = kvHeads * headDim;
-
-        // attention block: x += o_proj(attention(rope(q), rope(k), v))
         float[] xb = rmsNorm(x, tokens, lw.attnNorm());
         float[] qkv = new float[tokens * (qDim + 2 * kvDim)];
         linear.multiply(lw.qkv(), xb, tokens, qkv);
@@ -144,13 +159,22 @@ public final class Decoder implements ForwardPass {
             rope.apply(q, t * qDim, heads, positions[t]);
             rope.apply(k, t * kvDim, kvHeads, positions[t]);
         }
-        PartialAttention attended = attend(layer, q, k, v, tokens, attention);
+        store(layer, k, v, tokens, attention);
+        return q;
+    }
+
+    /**
+     * The second half of a layer on {@code x}, in place: {@code x += o_proj(attention(q))}, then
+     * {@code x += down(silu(gate(xb)) * up(xb))}.
+     */
+    private void finish(int layer, float[] x, float[] q, int tokens, ChunkAttention attention) {
+        DecoderWeights.Layer lw = w.layers[layer];
+        PartialAttention attended = attend(layer, q, tokens, attention);
         float[] out = new float[tokens * dim];
         linear.multiply(lw.o(), attended.output(), tokens, out);
         Elementwise.add(x, out, tokens * dim);
 
-        // MLP block: x += down(silu(gate(xb)) * up(xb))
-        xb = rmsNorm(x, tokens, lw.mlpNorm());
+        float[] xb = rmsNorm(x, tokens, lw.mlpNorm());
         float[] gateUp = new float[tokens * 2 * ffn];
         linear.multiply(lw.gateUp(), xb, tokens, gateUp);
         float[] h = new float[tokens * ffn];
@@ -159,17 +183,22 @@ public final class Decoder implements ForwardPass {
         Elementwise.add(x, out, tokens * dim);
     }
 
-    /**
-     * Stores the chunk's K/V, then attends over every partition: the remote ones (started first, so the network works
-     * while the local kernel does) and the local ones, merged exactly by their log-sum-exp in context order.
-     */
-    private PartialAttention attend(int layer, float[] q, float[] k, float[] v, int tokens, ChunkAttention a) {
+    /** Puts the chunk's K/V of {@code layer} into its target store and tells the hook. */
+    private static void store(int layer, float[] k, float[] v, int tokens, ChunkAttention a) {
         if (a.target() != null) {
             a.target().put(layer, a.firstSlot(), k, v, 0, tokens);
         }
         if (a.hook() != null) {
             a.hook().stored(layer, k, v, tokens);
         }
+    }
+
+    /**
+     * Attends over every partition (the chunk's own K/V already stored): the remote ones (started first, so the
+     * network works while the local kernel does) and the local ones, merged exactly by their log-sum-exp in context
+     * order.
+     */
+    private PartialAttention attend(int layer, float[] q, int tokens, ChunkAttention a) {
         AttentionQuery query = new AttentionQuery(q, a.positions(), tokens, heads, headDim, scale);
         CompletableFuture<List<PartialAttention>> remote = a.remote() == null ? null : a.remote().attend(layer, query);
         if (a.hook() != null) {

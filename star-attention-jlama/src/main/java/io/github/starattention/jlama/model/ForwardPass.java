@@ -29,13 +29,15 @@ public sealed interface ForwardPass extends AutoCloseable permits Decoder, CudaD
     Logits forward(int[] tokens, ChunkAttention attention, Logits.Want want);
 
     /**
-     * Runs the chunks {@code chunks[i]} layer by layer: every chunk through layer {@code l}, in order, before any
-     * through {@code l + 1}, chunk {@code i} attending as {@code attention[i]} says. Each chunk sees the same keys and
-     * values at each layer as with one {@link #forward} per chunk in order, so the KV written is the same; what changes
-     * is when each layer runs: a caller whose partitions arrive layer by layer (the anchor from the host encoding
-     * block 0) waits for one layer at most, and each finished layer is handed to {@code afterLayer} early.
+     * Runs the chunks {@code chunks[i]} layer by layer through layers {@code 0..layers-1}: every chunk through layer
+     * {@code l}, in order, before any through {@code l + 1}, chunk {@code i} attending as {@code attention[i]} says.
+     * Each chunk sees the same keys and values at each layer as with one {@link #forward} per chunk in order, so the KV
+     * written is the same; what changes is when each layer runs: a caller whose partitions arrive layer by layer (the
+     * anchor from the host encoding block 0, what earlier blocks pass on) waits for one layer at most, and each
+     * finished layer is handed to {@code afterLayer} early. With {@code layers} below the model's, only the first
+     * layers' K/V are written (a passing-blocks scout, see {@link PassingPolicy}).
      */
-    void forwardLayerMajor(int[][] chunks, ChunkAttention[] attention, IntConsumer afterLayer);
+    void forwardLayerMajor(int[][] chunks, ChunkAttention[] attention, int layers, IntConsumer afterLayer);
 
     @Override
     void close();

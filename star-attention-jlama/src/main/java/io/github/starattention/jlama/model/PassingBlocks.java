@@ -9,18 +9,27 @@ import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletionException;
 import java.util.stream.IntStream;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The state of one phase 1 with a {@link PassingPolicy}: per layer, a one-layer store holding the K/V the blocks
- * encoded so far have passed on (at their true positions, in context order), which later blocks attend to at that
- * layer. Blocks must be encoded in context order, each one completely (every layer) before the next: block {@code i}
- * needs only what blocks {@code 0..i-1} passed, so this order computes exactly what a layer-synchronous pipeline would.
+ * The state of one phase 1 with a {@link PassingPolicy} on one host: per layer, a one-layer store holding what the
+ * earlier blocks passed on (at their true positions, in context order), which a block attends to at that layer.
  *
- * <p>Not thread-safe; one prefill uses one instance and closes it.
+ * <p><b>Data.</b> {@code passed[l]}: KV layout {@code [1 layer][KV heads][slots][headDim]} fp32, post-RoPE; its slots
+ * are blocks {@code 0..filled[l]-1}'s passed tokens, block by block, each block's in increasing position. A block's
+ * selection is {@code int[]} slots of the block (0 = its first token), increasing. Blocks encoded here are kept as
+ * {@link Encoded} (store and selection) for the later blocks here; the others' come from {@link PassingExchange#feed}.
+ *
+ * <p>Block {@code i} gathers layer {@code l} of blocks {@code 0..i-1} just before it attends at {@code l}, so in
+ * process (every block here, each encoded completely before the next) and across hosts (each block waiting for one
+ * layer of the others) it attends to the same K/V. Not thread-safe; one prefill uses one instance and closes it.
  */
 final class PassingBlocks implements AutoCloseable {
 
@@ -28,14 +37,17 @@ final class PassingBlocks implements AutoCloseable {
     private static final VectorSpecies<Float> LANES = FloatVector.SPECIES_PREFERRED.length() <= HeapKvStore.KEY_PANEL
             ? FloatVector.SPECIES_PREFERRED : FloatVector.SPECIES_512;
 
-    /** Receives what a block passed on at a layer (for tests and diagnostics). */
+    /** Receives what each block passes on (for tests and diagnostics). */
     @FunctionalInterface
     interface Trace {
-        /** {@code positions}: the context positions block {@code block} passes on at {@code layer}, increasing. */
-        void selected(int block, int layer, int[] positions);
+        /** {@code positions}: the context positions block {@code block} passes on at every layer, increasing. */
+        void selected(int block, int[] positions);
 
-        Trace NONE = (b, l, p) -> { };
+        Trace NONE = (b, p) -> { };
     }
+
+    /** A block encoded here: its K/V and the slots it passes on. */
+    private record Encoded(HeapKvStore store, int[] slots) { }
 
     private final PassingPolicy policy;
     private final AttentionKernel kernel;
@@ -43,25 +55,31 @@ final class PassingBlocks implements AutoCloseable {
     private final int heads;
     private final float scale;
     private final int anchor;
+    private final PassingExchange exchange;
     private final Trace trace;
     private final KvStore[] passed;
+    private final int[] filled;
+    private final Map<Integer, Encoded> local = new HashMap<>();
 
     /**
      * @param layout the model's KV layout (layers, KV heads, head size)
      * @param heads query heads
      * @param scale attention score scale
      * @param anchor anchor size: block 0's first {@code anchor} tokens are already seen by every block, so never passed
+     * @param blocks blocks of the plan
      */
     PassingBlocks(PassingPolicy policy, AttentionKernel kernel, KvLayout layout, int heads, float scale, int anchor,
-                  int blocks, Trace trace) {
+                  int blocks, PassingExchange exchange, Trace trace) {
         this.policy = policy;
         this.kernel = kernel;
         this.layout = layout;
         this.heads = heads;
         this.scale = scale;
         this.anchor = anchor;
+        this.exchange = exchange;
         this.trace = trace;
         this.passed = new KvStore[layout.layers()];
+        this.filled = new int[layout.layers()];
         int capacity = (int) Math.min(Integer.MAX_VALUE / 2, (long) policy.tokensPerBlock() * Math.max(0, blocks - 1));
         try {
             for (int l = 0; l < passed.length; l++) {
@@ -73,65 +91,132 @@ final class PassingBlocks implements AutoCloseable {
         }
     }
 
-    /** The hook of every chunk of {@code block}: attends to what earlier blocks passed and records the observers. */
-    BlockHook hook(Block block) {
-        return new BlockHook(block);
+    /** The layers whose attention mass scores a block's tokens: the policy's, at most the model's. */
+    int scoredLayers() {
+        return Math.min(policy.scoredLayers(), layout.layers());
     }
 
-    /** Tokens passed on so far at {@code layer}. */
-    int passedTokens(int layer) {
-        return passed[layer].size();
+    /** Whether what the blocks here pass on goes to other hosts. */
+    boolean publishes() {
+        return exchange.sink() != null;
+    }
+
+    /** A hook recording the queries of {@code block}'s observers, for {@link #select}. */
+    Observers observers(Block block) {
+        return new Observers(block);
     }
 
     /**
-     * Selects what {@code block} passes on from its complete {@code store} and the observers its hook recorded (see
-     * {@link PassingPolicy}), and appends the selected tokens' K/V of every layer to that layer's passed partition.
-     * Call after the block is encoded, in context order; {@code anchorStore} is the anchor the block attended to (null
-     * for block 0, whose store holds it).
+     * The slots {@code block} passes on: the top {@link PassingPolicy#tokensPerBlock()} of the attention mass its
+     * {@code observers} put on its slots at the first {@link #scoredLayers()} layers of {@code plain}, the block's plain
+     * phase-1 encoding ({@code anchorStore}: the anchor it attended to, null for block 0).
      */
-    void pass(Block block, KvStore store, KvStore anchorStore, BlockHook hook) {
-        if (!policy.enabled()) {
-            return;
-        }
-        if (!(store instanceof HeapKvStore heap)) {
-            throw new IllegalStateException("passing blocks read the block's keys on the CPU; the store is " + store);
+    int[] select(Block block, KvStore plain, KvStore anchorStore, Observers observers) {
+        if (!(plain instanceof HeapKvStore heap)) {
+            throw new IllegalStateException("passing blocks read the block's keys on the CPU; the store is " + plain);
         }
         HeapKvStore anchorHeap = block.index() > 0 && anchorStore instanceof HeapKvStore h ? h : null;
         int first = block.index() == 0 ? Math.min(anchor, block.length()) : 0; // first candidate slot
-        // every layer's attention mass, summed in layer order: one set of positions for every layer
-        double[][] perLayer = new double[layout.layers()][];
-        IntStream.range(0, layout.layers()).parallel().forEach(l ->
-                perLayer[l] = scores(heap, anchorHeap, l, block.length(), hook.observers(l), hook.observerPositions(l)));
+        double[][] perLayer = new double[scoredLayers()][];
+        IntStream.range(0, perLayer.length).parallel().forEach(l -> perLayer[l] = scores(heap, anchorHeap, l,
+                block.length(), observers.queries(l), observers.positions(l)));
         double[] sum = new double[block.length()];
-        for (double[] x : perLayer) {
+        for (double[] x : perLayer) { // in layer order
             for (int i = 0; i < sum.length; i++) {
                 sum[i] += x[i];
             }
         }
-        int[] slots = select(sum, first, policy.tokensPerBlock(), PassingPolicy.POOL_RADIUS);
-        int rowLength = layout.rowLength();
-        int[] positions = new int[slots.length];
-        for (int s = 0; s < slots.length; s++) {
-            positions[s] = heap.position(slots[s]);
+        return select(sum, first, policy.tokensPerBlock(), PassingPolicy.POOL_RADIUS);
+    }
+
+    /**
+     * The hook of {@code block}'s encoding: gathers what earlier blocks passed on and attends to it, and publishes what
+     * the block passes on ({@code slots}) layer by layer when there is a sink. {@code slots} null: chosen from the
+     * block's own encoding ({@code observers} recording), which is its plain one only for block 0: once its first
+     * {@link #scoredLayers()} layers are done when there is a sink (it publishes the layers so far then), else by
+     * {@link #finish}.
+     */
+    BlockHook hook(Block block, int[] slots, Observers observers) {
+        if (slots == null && (observers == null || block.index() > 0 && exchange.sink() != null)) {
+            throw new IllegalStateException("block " + block.index() + " must know what it passes on before it is "
+                    + "encoded when other hosts wait for it");
         }
-        for (int l = 0; l < layout.layers(); l++) {
-            trace.selected(block.index(), l, positions);
-            if (slots.length == 0) {
-                continue;
+        return new BlockHook(block, slots, observers);
+    }
+
+    /**
+     * After {@code block} is encoded into {@code store}: completes its selection if it was not known before (from its
+     * observers and the first layers of the store itself) and keeps both for the later blocks here.
+     */
+    void finish(BlockHook hook, KvStore store, KvStore anchorStore) {
+        if (!(store instanceof HeapKvStore heap)) {
+            throw new IllegalStateException("passing blocks read the block's K/V on the CPU; the store is " + store);
+        }
+        if (hook.slots == null) {
+            hook.slots = select(hook.block, store, anchorStore, hook.observers);
+            hook.publishFrom(heap, layout.layers() - 1);
+        }
+        local.put(hook.block.index(), new Encoded(heap, hook.slots));
+        trace.selected(hook.block.index(), positions(heap, hook.slots));
+    }
+
+    /** Tokens gathered so far at {@code layer}. */
+    int passedTokens(int layer) {
+        return passed[layer].size();
+    }
+
+    /** Appends layer {@code layer} of blocks {@code filled[layer]..upTo-1} to {@code passed[layer]}, in order. */
+    private void gather(int layer, int upTo) {
+        for (int i = filled[layer]; i < upTo; i++) {
+            Encoded e = local.get(i);
+            PassingExchange.Passed p = e != null ? read(e, i, layer) : fetch(i, layer);
+            if (p.tokens() > 0) {
+                int at = passed[layer].reserve(p.positions());
+                passed[layer].put(0, at, p.k(), p.v(), 0, p.tokens());
             }
-            float[] k = new float[slots.length * rowLength];
-            float[] v = new float[slots.length * rowLength];
-            for (int s = 0; s < slots.length; s++) {
-                for (int g = 0; g < layout.kvHeads(); g++) {
-                    for (int i = 0; i < layout.headDim(); i++) {
-                        k[s * rowLength + g * layout.headDim() + i] = heap.key(l, g, slots[s], i);
-                        v[s * rowLength + g * layout.headDim() + i] = heap.value(l, g, slots[s], i);
-                    }
+            filled[layer] = i + 1;
+        }
+    }
+
+    private PassingExchange.Passed fetch(int block, int layer) {
+        if (exchange.feed() == null) {
+            throw new IllegalStateException("block " + block + " was not encoded here and no host passes it on");
+        }
+        PassingExchange.Passed p;
+        try {
+            p = exchange.feed().passed(block, layer).join();
+        } catch (CompletionException | CancellationException e) {
+            throw new PassedUnavailableException(block, layer, e.getCause() != null ? e.getCause() : e);
+        }
+        if (p.block() != block || p.layer() != layer || p.k().length != p.tokens() * layout.rowLength()) {
+            throw new PassedUnavailableException(block, layer, new IllegalStateException("received block " + p.block()
+                    + " layer " + p.layer() + " with " + p.tokens() + " tokens of " + p.k().length + " floats"));
+        }
+        return p;
+    }
+
+    /** What local block {@code block} passes on at {@code layer}, read from its store. */
+    private PassingExchange.Passed read(Encoded e, int block, int layer) {
+        int row = layout.rowLength();
+        float[] k = new float[e.slots.length * row];
+        float[] v = new float[e.slots.length * row];
+        for (int s = 0; s < e.slots.length; s++) {
+            for (int g = 0; g < layout.kvHeads(); g++) {
+                for (int i = 0; i < layout.headDim(); i++) {
+                    k[s * row + g * layout.headDim() + i] = e.store.key(layer, g, e.slots[s], i);
+                    v[s * row + g * layout.headDim() + i] = e.store.value(layer, g, e.slots[s], i);
                 }
             }
-            int at = passed[l].reserve(positions);
-            passed[l].put(0, at, k, v, 0, slots.length);
         }
+        return new PassingExchange.Passed(block, layer, positions(e.store, e.slots), k, v);
+    }
+
+    private static int[] positions(HeapKvStore store, int[] slots) {
+        int[] p = new int[slots.length];
+        for (int s = 0; s < slots.length; s++) {
+            p[s] = store.position(slots[s]);
+        }
+        return p;
     }
 
     /**
@@ -258,42 +343,36 @@ final class PassingBlocks implements AutoCloseable {
         }
     }
 
-    /**
-     * What a chunk of one block does at each layer: attends to what the blocks before it passed on at that layer, and
-     * keeps the queries of the block's observer tokens for the block's own selection.
-     */
-    final class BlockHook implements ChunkAttention.LayerHook {
+    /** Records the queries of a block's observer tokens at each layer (a scout, or block 0's own encoding). */
+    final class Observers implements ChunkAttention.LayerHook {
         private final Block block;
-        private final List<List<float[]>> observers = new ArrayList<>();
+        private final List<List<float[]>> queries = new ArrayList<>();
         private final List<List<Integer>> positions = new ArrayList<>();
 
-        private BlockHook(Block block) {
+        private Observers(Block block) {
             this.block = block;
             for (int l = 0; l < layout.layers(); l++) {
-                observers.add(new ArrayList<>());
+                queries.add(new ArrayList<>());
                 positions.add(new ArrayList<>());
             }
         }
 
         @Override
         public PartialAttention attendExtra(int layer, AttentionQuery query) {
-            if (policy.enabled()) {
-                int row = query.heads() * query.headDim();
-                for (int t = 0; t < query.tokens(); t++) {
-                    int p = query.positions()[t];
-                    if (policy.isObserver(p, block.start(), block.end())) {
-                        observers.get(layer).add(Arrays.copyOfRange(query.q(), t * row, (t + 1) * row));
-                        positions.get(layer).add(p);
-                    }
+            int row = query.heads() * query.headDim();
+            for (int t = 0; t < query.tokens(); t++) {
+                int p = query.positions()[t];
+                if (policy.isObserver(p, block.start(), block.end())) {
+                    queries.get(layer).add(Arrays.copyOfRange(query.q(), t * row, (t + 1) * row));
+                    positions.get(layer).add(p);
                 }
             }
-            KvStore store = passed[layer];
-            return store.size() == 0 ? null : kernel.attend(store, 0, query);
+            return null;
         }
 
         /** The recorded observer queries of {@code layer}: {@code [observers][heads][headDim]}, rotated. */
-        float[] observers(int layer) {
-            List<float[]> rows = observers.get(layer);
+        float[] queries(int layer) {
+            List<float[]> rows = queries.get(layer);
             int row = heads * layout.headDim();
             float[] out = new float[rows.size() * row];
             for (int i = 0; i < rows.size(); i++) {
@@ -303,8 +382,108 @@ final class PassingBlocks implements AutoCloseable {
         }
 
         /** Positions of the recorded observers of {@code layer}. */
-        int[] observerPositions(int layer) {
+        int[] positions(int layer) {
             return positions.get(layer).stream().mapToInt(Integer::intValue).toArray();
+        }
+    }
+
+    /**
+     * What the chunks of one block do at each layer: before attending, gather what the earlier blocks passed on at
+     * that layer (waiting for other hosts' if needed) and attend to it; once the block's K/V of a layer are all
+     * written, publish what the block passes on at that layer.
+     */
+    final class BlockHook {
+        private final Block block;
+        private int[] slots;
+        private final Observers observers;
+        private final boolean publish;
+        private final int[] rows;
+        private final float[][] keys;
+        private final float[][] values;
+        private HeapKvStore store;
+
+        private BlockHook(Block block, int[] slots, Observers observers) {
+            this.block = block;
+            this.slots = slots;
+            this.observers = observers;
+            this.publish = exchange.sink() != null;
+            this.rows = new int[layout.layers()];
+            this.keys = new float[layout.layers()][];
+            this.values = new float[layout.layers()][];
+        }
+
+        /** The store the block is encoded into, read when what it passes is chosen from it. */
+        void attach(KvStore target) {
+            this.store = target instanceof HeapKvStore h ? h : null;
+        }
+
+        /** Publishes layers {@code 0..upTo} of what the block passes on, read from {@code from}. */
+        private void publishFrom(HeapKvStore from, int upTo) {
+            if (!publish) {
+                return;
+            }
+            for (int l = 0; l <= upTo; l++) {
+                exchange.sink().accept(read(new Encoded(from, slots), block.index(), l));
+            }
+        }
+
+        /** The hook of the block's chunk starting at slot {@code from}. */
+        ChunkAttention.LayerHook forChunk(int from) {
+            return new ChunkAttention.LayerHook() {
+                @Override
+                public void stored(int layer, float[] k, float[] v, int tokens) {
+                    if (publish) {
+                        collect(layer, from, k, v, tokens);
+                    }
+                }
+
+                @Override
+                public void beforeAttention(int layer) {
+                    gather(layer, block.index());
+                }
+
+                @Override
+                public PartialAttention attendExtra(int layer, AttentionQuery query) {
+                    if (observers != null) {
+                        observers.attendExtra(layer, query);
+                    }
+                    return passed[layer].size() == 0 ? null : kernel.attend(passed[layer], 0, query);
+                }
+            };
+        }
+
+        /** Keeps the selected rows of a chunk's K/V; publishes the layer once the whole block has written it. */
+        private void collect(int layer, int from, float[] k, float[] v, int tokens) {
+            if (slots == null) { // block 0: chosen once its first layers are done, then those layers go out
+                rows[layer] += tokens;
+                if (rows[layer] == block.length() && layer == scoredLayers() && store != null) {
+                    slots = select(block, store, null, observers);
+                    publishFrom(store, layer);
+                }
+                return;
+            }
+            int row = layout.rowLength();
+            if (keys[layer] == null) {
+                keys[layer] = new float[slots.length * row];
+                values[layer] = new float[slots.length * row];
+            }
+            for (int s = 0; s < slots.length; s++) {
+                if (slots[s] >= from && slots[s] < from + tokens) {
+                    System.arraycopy(k, (slots[s] - from) * row, keys[layer], s * row, row);
+                    System.arraycopy(v, (slots[s] - from) * row, values[layer], s * row, row);
+                }
+            }
+            rows[layer] += tokens;
+            if (rows[layer] == block.length()) {
+                int[] positions = new int[slots.length];
+                for (int s = 0; s < slots.length; s++) {
+                    positions[s] = block.start() + slots[s];
+                }
+                exchange.sink().accept(new PassingExchange.Passed(block.index(), layer, positions, keys[layer],
+                        values[layer]));
+                keys[layer] = null;
+                values[layer] = null;
+            }
         }
     }
 }

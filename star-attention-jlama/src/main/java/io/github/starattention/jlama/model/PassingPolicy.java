@@ -7,24 +7,32 @@ import java.util.Objects;
  * Passing blocks (beyond the paper; after APB and Spava): an opt-in, training-free phase-1 policy that gives each
  * context block some of the keys and values of the blocks before it.
  *
- * <p>Once block {@code j} is encoded, each of its tokens is scored by the attention mass that the block's
- * <em>observers</em> ({@link #OBSERVERS} of its own tokens, chosen by {@link #selection()}) put on it: per layer, per
- * observer and query head, the softmax over the anchor's keys and its own block's up to itself (what earlier blocks
- * passed on left out), summed over observers, heads and layers. The scores are max-pooled over {@link #POOL_RADIUS} neighbours
- * on each side and the best {@link #tokensPerBlock()} tokens (never the anchor's) are passed on: their K/V of every
- * layer, at their true positions, become a partition that every later block attends to at that layer, next to the
- * anchor and itself (causal). Block {@code i} therefore sees up to {@code i * tokensPerBlock} extra keys per layer.
- * One set of positions per block serves every layer: choosing per layer was measured worse (variable tracking 0.74
- * against 1.00 of global with 64 tokens on the development set), because a statement passed at some layers and not at
- * others reaches the later blocks half-formed.
+ * <p>Each block's tokens are scored by the attention mass that the block's <em>observers</em> ({@link #OBSERVERS} of
+ * its own tokens, chosen by {@link #selection()}) put on them in the block's plain phase-1 encoding (the anchor and the
+ * block, nothing passed) at its first {@link #scoredLayers()} layers: per layer, observer and query head, the softmax
+ * over the anchor's keys and the block's own up to the observer, summed over observers, heads and those layers. The
+ * scores are max-pooled over {@link #POOL_RADIUS} neighbours on each side and the best {@link #tokensPerBlock()} tokens
+ * (never the anchor's) are passed on: their K/V of every layer, from the block's real encoding, at their true
+ * positions, become a partition that every later block attends to at that layer, next to the anchor and itself
+ * (causal). Block {@code i} therefore sees up to {@code i * tokensPerBlock} extra keys per layer.
+ *
+ * <p>Why this rule: one set of positions serves every layer (choosing per layer was measured worse: variable tracking
+ * 0.74 against 1.00 of global with 64 tokens on the development set, a statement passed at some layers and not at
+ * others reaching the later blocks half-formed), and the set is known before the block is encoded, from a
+ * {@code scoredLayers}-layer <em>scout</em> pass that needs nothing from other blocks. Hosts therefore encode their
+ * blocks at the same time, layer by layer, each waiting only for the layer it is at, instead of one after another;
+ * the scout costs {@code scoredLayers / layers} of a block. Two layers scored as well as all eight on the bundled
+ * model (the README's ablation).
  *
  * <p>The selection is question-independent: one prefilled context still answers any number of questions. With
  * {@code tokensPerBlock = 0} nothing is passed (the paper's phase 1).
  *
  * @param tokensPerBlock tokens each block passes on, their K/V at every layer ({@code 0} = off)
  * @param selection which of a block's own tokens decide what it passes
+ * @param scoredLayers the first layers whose attention mass scores a block's tokens (at least 1; capped at the
+ *     model's layer count)
  */
-public record PassingPolicy(int tokensPerBlock, Selection selection) {
+public record PassingPolicy(int tokensPerBlock, Selection selection, int scoredLayers) {
 
     /** Observer tokens per block: the queries whose attention mass scores a block's tokens. */
     public static final int OBSERVERS = 32;
@@ -35,11 +43,14 @@ public record PassingPolicy(int tokensPerBlock, Selection selection) {
      */
     public static final int POOL_RADIUS = 3;
 
+    /** Default {@link #scoredLayers()}: as good as every layer on the bundled model, for a quarter of its scout. */
+    public static final int DEFAULT_SCORED_LAYERS = 2;
+
     /** Largest selection accepted (per block). */
     public static final int MAX_TOKENS_PER_BLOCK = 1 << 16;
 
     /** The paper's phase 1: nothing passed. */
-    public static final PassingPolicy OFF = new PassingPolicy(0, Selection.WINDOW);
+    public static final PassingPolicy OFF = new PassingPolicy(0, Selection.WINDOW, DEFAULT_SCORED_LAYERS);
 
     /** Which of a block's own tokens are the observers whose attention mass scores the block's tokens. */
     public enum Selection {
@@ -69,11 +80,19 @@ public record PassingPolicy(int tokensPerBlock, Selection selection) {
             throw new IllegalArgumentException("passing tokens per block must be in [0, " + MAX_TOKENS_PER_BLOCK
                     + "] (0 = off), got " + tokensPerBlock);
         }
+        if (scoredLayers < 1) {
+            throw new IllegalArgumentException("passing blocks score at least 1 layer, got " + scoredLayers);
+        }
     }
 
-    /** {@code tokensPerBlock} tokens per block selected by {@code selection}. */
+    /** {@code tokensPerBlock} tokens per block selected by {@code selection}, {@link #DEFAULT_SCORED_LAYERS} scored. */
     public static PassingPolicy of(int tokensPerBlock, Selection selection) {
-        return new PassingPolicy(tokensPerBlock, selection);
+        return new PassingPolicy(tokensPerBlock, selection, DEFAULT_SCORED_LAYERS);
+    }
+
+    /** This policy scoring the first {@code layers} layers. */
+    public PassingPolicy withScoredLayers(int layers) {
+        return new PassingPolicy(tokensPerBlock, selection, layers);
     }
 
     /** Whether anything is passed. */
@@ -107,6 +126,7 @@ public record PassingPolicy(int tokensPerBlock, Selection selection) {
 
     @Override
     public String toString() {
-        return enabled() ? tokensPerBlock + " tokens per block (" + selection.label() + ")" : "off";
+        return enabled() ? tokensPerBlock + " tokens per block (" + selection.label() + ", " + scoredLayers
+                + " layers scored)" : "off";
     }
 }

@@ -62,51 +62,45 @@ class PassingBlocksIT {
         kernel.close();
     }
 
-    @ParameterizedTest(name = "{0} tokens per block by {1}, blocks of {2}, anchor {3}, chunks of {4}")
-    @CsvSource({"8, SPREAD, 80, 32, 32", "12, WINDOW, 80, 32, 48", "6, SPREAD, 70, 0, 64", "10, WINDOW, 64, 64, 32"})
+    @ParameterizedTest(name = "{0} tokens per block by {1}, blocks of {2}, anchor {3}, chunks of {4}, {5} layers scored")
+    @CsvSource({"8, SPREAD, 80, 32, 32, 2", "12, WINDOW, 80, 32, 48, 1", "6, SPREAD, 70, 0, 64, 8",
+            "10, WINDOW, 64, 64, 32, 2"})
     void passedBlocksEqualAnFp64PassWithThatAttentionMask(int k, PassingPolicy.Selection rule, int blockSize,
-                                                           int anchor, int chunk) throws IOException {
+                                                           int anchor, int chunk, int scored) throws IOException {
         int n = 4 * blockSize;
         int[] tokens = Arrays.copyOf(context, n);
         BlockPlan plan = BlockPlan.builder(n).blockSize(blockSize).anchorSize(anchor).build();
-        PassingPolicy policy = PassingPolicy.of(k, rule);
+        PassingPolicy policy = PassingPolicy.of(k, rule).withScoredLayers(scored);
         ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, chunk);
-        Map<String, int[]> selected = new HashMap<>();
-        List<KvStore> stores = encoder.encodeBlocks(plan, tokens, plan.blocks(), false, policy,
-                (block, layer, positions) -> selected.put(block + "/" + layer, positions), x -> { });
+        Map<Integer, int[]> selected = new HashMap<>();
+        List<KvStore> stores = encoder.encodeBlocks(plan, tokens, plan.blocks(), false, AnchorExchange.NONE, policy,
+                PassingExchange.NONE, selected::put, x -> { });
         int layers = model.decoder().config().numberOfLayers;
         int a = plan.effectiveAnchor();
         try {
             // 1. what is passed exists: positions of the block itself, past the anchor, increasing, as many as asked
             for (Block b : plan.blocks()) {
-                for (int l = 0; l < layers; l++) {
-                    int[] p = selected.get(b.index() + "/" + l);
-                    if (b.index() == plan.blockCount() - 1) {
-                        assertThat(p).as("the last block passes nothing on").isNull();
-                        continue;
-                    }
-                    int first = b.index() == 0 ? Math.max(b.start(), a) : b.start();
-                    assertThat(p).as("block %d layer %d", b.index(), l).isNotNull()
-                            .hasSize(Math.min(k, b.end() - first)).isSorted().doesNotHaveDuplicates();
-                    assertThat(Arrays.stream(p).boxed().toList()).allMatch(x -> x >= first && x < b.end());
+                int[] p = selected.get(b.index());
+                if (b.index() == plan.blockCount() - 1) {
+                    assertThat(p).as("the last block passes nothing on").isNull();
+                    continue;
                 }
+                int first = b.index() == 0 ? Math.max(b.start(), a) : b.start();
+                assertThat(p).as("block %d", b.index()).isNotNull()
+                        .hasSize(Math.min(k, b.end() - first)).isSorted().doesNotHaveDuplicates();
+                assertThat(Arrays.stream(p).boxed().toList()).allMatch(x -> x >= first && x < b.end());
             }
 
             // 2. the KV equals the fp64 pass with the attention mask this policy defines, given those selections
-            boolean[][] passed = new boolean[layers][n];
-            selected.forEach((key, p) -> {
-                int layer = Integer.parseInt(key.substring(key.indexOf('/') + 1));
-                for (int x : p) {
-                    passed[layer][x] = true;
-                }
-            });
+            boolean[] passed = new boolean[n];
+            selected.values().forEach(p -> Arrays.stream(p).forEach(x -> passed[x] = true));
             Fp64Llama ref = new Fp64Llama(TestData.modelDir());
             Fp64Llama.Internals want = ref.internals(tokens, (layer, q, key) -> {
                 int start = q / blockSize * blockSize;
                 if (key >= start) {
                     return key <= q; // own block, causal
                 }
-                return start > 0 && (key < a || passed[layer][key]); // anchor, passed on by an earlier block
+                return start > 0 && (key < a || passed[key]); // anchor, passed on by an earlier block
             });
             double worst = 0;
             for (Block b : plan.blocks()) {
@@ -136,20 +130,23 @@ class PassingBlocksIT {
             System.out.printf("passing %s, blocks of %d, anchor %d: K/V within %.1e of fp64 (relative)%n", policy,
                     blockSize, a, worst);
 
-            // 3. the selection is a top-k of the fp64 attention mass (summed over layers) of the block's observers,
-            //    the same positions at every layer
+            // 3. the selection is a top-k of the fp64 attention mass of the block's observers in the block's plain
+            //    phase-1 encoding (the anchor and itself, nothing passed), summed over the first layers scored
+            Fp64Llama.Internals plain = ref.internals(tokens, (layer, q, key) -> {
+                int start = q / blockSize * blockSize;
+                return key >= start ? key <= q : start > 0 && key < a;
+            });
             for (Block b : plan.blocks().subList(0, plan.blockCount() - 1)) {
                 int first = b.index() == 0 ? Math.min(a, b.length()) : 0;
                 double[] score = new double[b.length()];
-                for (int l = 0; l < layers; l++) {
-                    assertThat(selected.get(b.index() + "/" + l)).isEqualTo(selected.get(b.index() + "/0"));
-                    double[] s = fp64Scores(ref, want, policy, b, l, a);
+                for (int l = 0; l < Math.min(scored, layers); l++) {
+                    double[] s = fp64Scores(ref, plain, policy, b, l, a);
                     for (int i = 0; i < score.length; i++) {
                         score[i] += s[i];
                     }
                 }
                 double[] pooled = pooled(score, first, PassingPolicy.POOL_RADIUS);
-                int[] p = selected.get(b.index() + "/0");
+                int[] p = selected.get(b.index());
                 double minIn = Double.POSITIVE_INFINITY;
                 double maxOut = Double.NEGATIVE_INFINITY;
                 for (int s = first; s < b.length(); s++) {
@@ -236,9 +233,10 @@ class PassingBlocksIT {
         BlockPlan plan = BlockPlan.builder(1000).blockSize(250).anchorSize(anchor).build();
         ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, chunk);
         List<KvStore> plain = encoder.encodeBlocks(plan, context, plan.blocks(), false, x -> { });
-        List<String> traced = new ArrayList<>();
-        List<KvStore> none = encoder.encodeBlocks(plan, context, plan.blocks(), false,
-                PassingPolicy.of(0, PassingPolicy.Selection.WINDOW), (b, l, p) -> traced.add(b + "/" + l), x -> { });
+        List<Integer> traced = new ArrayList<>();
+        List<KvStore> none = encoder.encodeBlocks(plan, context, plan.blocks(), false, AnchorExchange.NONE,
+                PassingPolicy.of(0, PassingPolicy.Selection.WINDOW), PassingExchange.NONE, (b, p) -> traced.add(b),
+                x -> { });
         try {
             assertThat(traced).as("nothing selected").isEmpty();
             assertSameKv(plain, none, 0);
@@ -253,15 +251,14 @@ class PassingBlocksIT {
         int n = 1000;
         BlockPlan plan = BlockPlan.builder(n).blockSize(250).build(); // anchor = block: block 0 is seen whole
         ContextEncoder encoder = new ContextEncoder(model.decoder(), kernel, 64);
-        Map<String, int[]> selected = new HashMap<>();
-        List<KvStore> all = encoder.encodeBlocks(plan, context, plan.blocks(), false,
-                PassingPolicy.of(300, PassingPolicy.Selection.WINDOW), (b, l, p) -> selected.put(b + "/" + l, p),
-                x -> { });
+        Map<Integer, int[]> selected = new HashMap<>();
+        List<KvStore> all = encoder.encodeBlocks(plan, context, plan.blocks(), false, AnchorExchange.NONE,
+                PassingPolicy.of(300, PassingPolicy.Selection.WINDOW), PassingExchange.NONE, selected::put, x -> { });
         List<KvStore> global = encoder.encodeBlocks(BlockPlan.global(n), context, BlockPlan.global(n).blocks(), false,
                 x -> { });
         try {
-            assertThat(selected.get("0/0")).as("block 0 is all anchor: nothing to pass on").isEmpty();
-            assertThat(selected.get("1/0")).hasSize(250).startsWith(250).endsWith(499);
+            assertThat(selected.get(0)).as("block 0 is all anchor: nothing to pass on").isEmpty();
+            assertThat(selected.get(1)).hasSize(250).startsWith(250).endsWith(499);
             // the same keys in a different partitioning: equal up to the fp32 rounding of the LSE merge
             HeapKvStore g = (HeapKvStore) global.getFirst();
             double worst = 0;

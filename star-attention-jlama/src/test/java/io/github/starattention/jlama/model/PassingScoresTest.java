@@ -29,7 +29,8 @@ class PassingScoresTest {
              HeapKvStore block = (HeapKvStore) kernel.createStore(new KvLayout(1, kvHeads, d, len));
              HeapKvStore anchorStore = (HeapKvStore) kernel.createStore(new KvLayout(1, kvHeads, d, anchor));
              PassingBlocks passing = new PassingBlocks(PassingPolicy.of(4, PassingPolicy.Selection.SPREAD), kernel,
-                     new KvLayout(1, kvHeads, d, 0), heads, scale, anchor, 2, PassingBlocks.Trace.NONE)) {
+                     new KvLayout(1, kvHeads, d, 0), heads, scale, anchor, 2, PassingExchange.NONE,
+                     PassingBlocks.Trace.NONE)) {
             float[][] keys = fill(block, start, len, kvHeads, d, r);
             float[][] anchorKeys = fill(anchorStore, 0, anchor, kvHeads, d, r);
             int observers = 5;
