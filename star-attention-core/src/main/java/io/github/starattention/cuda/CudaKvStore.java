@@ -244,16 +244,9 @@ public final class CudaKvStore implements KvStore {
             int d = layout.headDim();
             float[] k = new float[n * heads * d];
             float[] v = new float[n * heads * d];
+            int[] slots = java.util.stream.IntStream.range(from, from + n).toArray();
             for (int l = 0; l < layout.layers(); l++) {
-                for (int t = 0; t < n; t++) {
-                    for (int h = 0; h < heads; h++) {
-                        // the heap store keeps K in transposed panels (and maybe in bf16): gather element by element
-                        for (int i = 0; i < d; i++) {
-                            k[(t * heads + h) * d + i] = src.key(l, h, from + t, i);
-                            v[(t * heads + h) * d + i] = src.value(l, h, from + t, i);
-                        }
-                    }
-                }
+                src.rows(l, slots, k, v);
                 put(l, first, k, v, 0, n);
             }
         } else {

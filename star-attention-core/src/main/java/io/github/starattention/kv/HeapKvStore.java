@@ -142,6 +142,23 @@ public final class HeapKvStore implements KvStore {
         return precision == KvPrecision.F32 ? values[layer][at] : KvPrecision.fromBf16(values16[layer][at]);
     }
 
+    /**
+     * K and V of {@code slots} at {@code layer}, as fp32, into {@code k} and {@code v}: {@code [slots][kvHeads][headDim]},
+     * the layout {@link #put} takes (K is stored in transposed panels, maybe in bf16: gathered element by element).
+     */
+    public void rows(int layer, int[] slots, float[] k, float[] v) {
+        int heads = layout.kvHeads();
+        int d = layout.headDim();
+        for (int s = 0; s < slots.length; s++) {
+            for (int h = 0; h < heads; h++) {
+                for (int i = 0; i < d; i++) {
+                    k[(s * heads + h) * d + i] = key(layer, h, slots[s], i);
+                    v[(s * heads + h) * d + i] = value(layer, h, slots[s], i);
+                }
+            }
+        }
+    }
+
     /** Index of element {@code i} of the key of {@code (head, slot)} in {@link #keys(int)}. */
     public int keyIndex(int head, int slot, int i) {
         return (head * capacity + (slot & -KEY_PANEL)) * layout.headDim() + i * KEY_PANEL + (slot & (KEY_PANEL - 1));

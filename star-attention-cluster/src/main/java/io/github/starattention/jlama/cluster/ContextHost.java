@@ -11,8 +11,6 @@ import io.github.starattention.jlama.model.AnchorExchange;
 import io.github.starattention.jlama.model.ContextEncoder;
 import io.github.starattention.jlama.model.PassingExchange;
 import io.github.starattention.jlama.model.PassingPolicy;
-import io.github.starattention.kv.HeapKvStore;
-import io.github.starattention.kv.KvLayout;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
 import io.github.starattention.plan.BlockPlan;
@@ -267,11 +265,10 @@ public final class ContextHost implements AutoCloseable {
                     throw new IllegalArgumentException("passing blocks name " + p.passing().holders().size()
                             + " block holders for " + plan.blockCount() + " blocks");
                 }
-                if (!(kernel.createStore(new KvLayout(1, 1, 1, 0)) instanceof HeapKvStore probe)) {
+                if (!encoder.canPassBlocks()) {
                     throw new IllegalArgumentException("passing blocks need the CPU attention kernels; host "
                             + node.options().nodeName() + " runs " + kernel.name());
                 }
-                probe.close();
             }
             int vocab = model.decoder().config().vocabularySize;
             for (int t : p.tokens()) {

@@ -60,7 +60,7 @@ final class PassedSource {
 
     /** Fails everything not published yet. */
     void failAll(String why) {
-        layers.forEach((k, f) -> fail((int) (k >>> 32), why));
+        layers.keySet().stream().map(k -> (int) (k >>> 32)).distinct().toList().forEach(b -> fail(b, why));
     }
 
     /** Nanoseconds since this source was created. */

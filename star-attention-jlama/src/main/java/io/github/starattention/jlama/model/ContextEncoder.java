@@ -100,6 +100,13 @@ public final class ContextEncoder implements AutoCloseable {
         return kernel;
     }
 
+    /** Whether this encoder runs {@link PassingPolicy passing blocks}: they read the keys on the CPU, from heap stores. */
+    public boolean canPassBlocks() {
+        try (KvStore probe = kernel.createStore(new KvLayout(1, layout.kvHeads(), layout.headDim(), 0))) {
+            return probe instanceof HeapKvStore;
+        }
+    }
+
     /** A new empty store sized for {@code tokens} slots. */
     public KvStore newStore(int tokens) {
         return kernel.createStore(new KvLayout(layout.layers(), layout.kvHeads(), layout.headDim(), tokens));
@@ -112,11 +119,6 @@ public final class ContextEncoder implements AutoCloseable {
      */
     public Logits append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
                          RemotePartitions remote, Logits.Want want, IntConsumer progress) {
-        return append(tokens, positions, target, prefix, remote, want, progress, null);
-    }
-
-    private Logits append(int[] tokens, int[] positions, KvStore target, List<KvStore> prefix,
-                          RemotePartitions remote, Logits.Want want, IntConsumer progress, ChunkHooks hooks) {
         List<KvStore> sources = new ArrayList<>(prefix);
         sources.add(target);
         Logits logits = null;
@@ -124,8 +126,7 @@ public final class ContextEncoder implements AutoCloseable {
             int to = Math.min(tokens.length, from + chunkSize);
             int[] pos = Arrays.copyOfRange(positions, from, to);
             int first = target.reserve(pos);
-            ChunkAttention call = new ChunkAttention(kernel, pos, target, first, sources, remote,
-                    hooks == null ? null : hooks.forChunk(from));
+            ChunkAttention call = new ChunkAttention(kernel, pos, target, first, sources, remote, null);
             logits = model.forward(Arrays.copyOfRange(tokens, from, to), call,
                     to == tokens.length ? want : Logits.Want.NONE);
             progress.accept(to);
@@ -340,18 +341,11 @@ public final class ContextEncoder implements AutoCloseable {
         if (!here.contains(0) && anchors.feed() == null && a > 0) { // the anchor once for all of them
             try (KvStore encoded = encodeAnchor(context, a)) {
                 HeapKvStore anchor = (HeapKvStore) encoded; // passing blocks run on the CPU kernels
+                int[] slots = range(0, a);
                 for (int l = 0; l < layout.layers(); l++) {
                     float[] k = new float[a * layout.rowLength()];
                     float[] v = new float[a * layout.rowLength()];
-                    for (int t = 0; t < a; t++) {
-                        for (int g = 0; g < layout.kvHeads(); g++) {
-                            for (int i = 0; i < layout.headDim(); i++) {
-                                int at = t * layout.rowLength() + g * layout.headDim() + i;
-                                k[at] = anchor.key(l, g, t, i);
-                                v[at] = anchor.value(l, g, t, i);
-                            }
-                        }
-                    }
+                    anchor.rows(l, slots, k, v);
                     anchorSlot.apply(l).complete(new AnchorExchange.Layer(l, a, k, v));
                 }
             }
@@ -430,11 +424,10 @@ public final class ContextEncoder implements AutoCloseable {
                         + "; got block " + index + " at " + i);
             }
         }
-        if (!(kernel.createStore(new KvLayout(1, layout.kvHeads(), layout.headDim(), 0)) instanceof HeapKvStore probe)) {
+        if (!canPassBlocks()) {
             throw new IllegalArgumentException("passing blocks need the CPU attention kernels (--device cpu); "
                     + kernel.name() + " is in use");
         }
-        probe.close();
         try {
             return encodePassing(plan, context, blocks, recomputeAnchor, anchors, passing, exchange, trace, progress);
         } catch (PassedUnavailableException e) {
@@ -522,7 +515,7 @@ public final class ContextEncoder implements AutoCloseable {
                 hook.attach(store);
             }
             if (gate == null && hook == null) {
-                append(tokens, positions, store, prefix, null, Logits.Want.NONE, progress, null);
+                append(tokens, positions, store, prefix, null, Logits.Want.NONE, progress);
             } else {
                 ChunkHooks hooks = hook == null ? from -> gate
                         : gate == null ? hook::forChunk : from -> ChunkAttention.LayerHook.both(gate, hook.forChunk(from));
@@ -554,7 +547,7 @@ public final class ContextEncoder implements AutoCloseable {
         return filled(block.length() + slack, store -> {
             appendAnchor(context, a, store, sink, progress);
             append(Arrays.copyOfRange(context, a, block.end()), range(a, block.end()), store, List.of(), null, Logits.Want.NONE,
-                    n -> progress.accept(a + n), null);
+                    n -> progress.accept(a + n));
         });
     }
 
@@ -582,7 +575,7 @@ public final class ContextEncoder implements AutoCloseable {
                               IntConsumer progress) {
         int[] tokens = Arrays.copyOf(context, a);
         if (sink == null) {
-            append(tokens, range(0, a), target, List.of(), null, Logits.Want.NONE, progress, null);
+            append(tokens, range(0, a), target, List.of(), null, Logits.Want.NONE, progress);
         } else {
             appendLayerMajor(tokens, range(0, a), cuts(a, 0), target, List.of(), new AnchorPublisher(a, layout, sink)::forChunk,
                     layout.layers(), progress);

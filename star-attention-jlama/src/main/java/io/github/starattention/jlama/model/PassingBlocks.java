@@ -197,17 +197,9 @@ final class PassingBlocks implements AutoCloseable {
 
     /** What local block {@code block} passes on at {@code layer}, read from its store. */
     private PassingExchange.Passed read(Encoded e, int block, int layer) {
-        int row = layout.rowLength();
-        float[] k = new float[e.slots.length * row];
-        float[] v = new float[e.slots.length * row];
-        for (int s = 0; s < e.slots.length; s++) {
-            for (int g = 0; g < layout.kvHeads(); g++) {
-                for (int i = 0; i < layout.headDim(); i++) {
-                    k[s * row + g * layout.headDim() + i] = e.store.key(layer, g, e.slots[s], i);
-                    v[s * row + g * layout.headDim() + i] = e.store.value(layer, g, e.slots[s], i);
-                }
-            }
-        }
+        float[] k = new float[e.slots.length * layout.rowLength()];
+        float[] v = new float[e.slots.length * layout.rowLength()];
+        e.store.rows(layer, e.slots, k, v);
         return new PassingExchange.Passed(block, layer, positions(e.store, e.slots), k, v);
     }
 

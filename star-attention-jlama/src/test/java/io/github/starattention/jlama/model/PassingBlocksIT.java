@@ -239,7 +239,7 @@ class PassingBlocksIT {
                 x -> { });
         try {
             assertThat(traced).as("nothing selected").isEmpty();
-            assertSameKv(plain, none, 0);
+            assertSameKv(plain, none);
         } finally {
             plain.forEach(KvStore::close);
             none.forEach(KvStore::close);
@@ -283,27 +283,23 @@ class PassingBlocksIT {
         }
     }
 
-    /** Every block's K/V and positions in every layer equal, within {@code tolerance} (0 = bit for bit). */
-    private static void assertSameKv(List<KvStore> want, List<KvStore> got, double tolerance) {
+    /** Every block's K/V and positions at every layer equal bit for bit (also used by {@link PassingExchangeIT}). */
+    static void assertSameKv(List<KvStore> want, List<KvStore> got) {
         assertThat(got).hasSameSizeAs(want);
         for (int b = 0; b < want.size(); b++) {
             HeapKvStore w = (HeapKvStore) want.get(b);
             HeapKvStore g = (HeapKvStore) got.get(b);
-            assertThat(g.size()).isEqualTo(w.size());
-            for (int slot = 0; slot < w.size(); slot++) {
-                assertThat(g.position(slot)).isEqualTo(w.position(slot));
-            }
+            assertThat(g.size()).as("block %d", b).isEqualTo(w.size());
             for (int l = 0; l < w.layout().layers(); l++) {
                 for (int slot = 0; slot < w.size(); slot++) {
+                    assertThat(g.position(slot)).isEqualTo(w.position(slot));
                     for (int h = 0; h < w.layout().kvHeads(); h++) {
                         for (int i = 0; i < w.layout().headDim(); i++) {
-                            if (tolerance == 0) {
-                                assertThat(Float.floatToRawIntBits(g.key(l, h, slot, i)))
-                                        .as("block %d layer %d slot %d key", b, l, slot)
-                                        .isEqualTo(Float.floatToRawIntBits(w.key(l, h, slot, i)));
-                                assertThat(Float.floatToRawIntBits(g.value(l, h, slot, i)))
-                                        .as("block %d layer %d slot %d value", b, l, slot)
-                                        .isEqualTo(Float.floatToRawIntBits(w.value(l, h, slot, i)));
+                            if (Float.floatToRawIntBits(g.key(l, h, slot, i)) != Float.floatToRawIntBits(w.key(l, h, slot, i))
+                                    || Float.floatToRawIntBits(g.value(l, h, slot, i))
+                                    != Float.floatToRawIntBits(w.value(l, h, slot, i))) {
+                                throw new AssertionError("block " + b + " layer " + l + " slot " + slot + " head " + h
+                                        + " element " + i + " differs");
                             }
                         }
                     }

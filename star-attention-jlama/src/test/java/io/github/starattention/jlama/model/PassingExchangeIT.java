@@ -7,7 +7,6 @@ import io.github.starattention.attention.AttentionKernels;
 import io.github.starattention.attention.Device;
 import io.github.starattention.jlama.StarAttentionModel;
 import io.github.starattention.jlama.TestData;
-import io.github.starattention.kv.HeapKvStore;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.Block;
 import io.github.starattention.plan.BlockPlan;
@@ -119,35 +118,10 @@ class PassingExchangeIT {
                 assertThat(selection.get(b.index())).as("what block %d passes on", b.index())
                         .containsExactly(expectedSelection.get(b.index()));
             }
-            assertSameKv(expected, got);
+            PassingBlocksIT.assertSameKv(expected, got);
         } finally {
             expected.forEach(KvStore::close);
             got.forEach(KvStore::close);
-        }
-    }
-
-    /** Every block's K/V and positions at every layer equal bit for bit. */
-    private static void assertSameKv(List<KvStore> want, List<KvStore> got) {
-        assertThat(got).hasSameSizeAs(want);
-        for (int b = 0; b < want.size(); b++) {
-            HeapKvStore w = (HeapKvStore) want.get(b);
-            HeapKvStore g = (HeapKvStore) got.get(b);
-            assertThat(g.size()).as("block %d", b).isEqualTo(w.size());
-            for (int l = 0; l < w.layout().layers(); l++) {
-                for (int slot = 0; slot < w.size(); slot++) {
-                    assertThat(g.position(slot)).isEqualTo(w.position(slot));
-                    for (int h = 0; h < w.layout().kvHeads(); h++) {
-                        for (int i = 0; i < w.layout().headDim(); i++) {
-                            if (Float.floatToRawIntBits(g.key(l, h, slot, i)) != Float.floatToRawIntBits(w.key(l, h, slot, i))
-                                    || Float.floatToRawIntBits(g.value(l, h, slot, i))
-                                    != Float.floatToRawIntBits(w.value(l, h, slot, i))) {
-                                throw new AssertionError("block " + b + " layer " + l + " slot " + slot + " head " + h
-                                        + " element " + i + " differs from one process");
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
 }
