@@ -24,7 +24,8 @@ import jcuda.driver.JCudaDriver;
  * <ul>
  *   <li>more than 16 query rows per KV head (prefill, query encoding): {@code attn_fwd}, flash-style tiles of
  *       {@code 16 x warps} query rows (the GQA heads of one KV head packed together) by 64 keys in shared memory,
- *       tensor-core {@code mma.sync} with fp32 accumulation, the heaviest causal tiles first;</li>
+ *       tensor-core {@code mma.sync} with fp32 accumulation, the heaviest causal tiles first; on compute capability
+ *       9.x {@code attn_fwd_wg} instead, the same tiling of 128 rows on Hopper's {@code wgmma};</li>
  *   <li>at most 16 rows per KV head (decode): {@code attn_split}, the 4 warps of a block share the 64-key tiles.</li>
  * </ul>
  * When the tiles alone cannot fill the GPU (decode, or a short query over a long context), the keys are split into
@@ -55,7 +56,7 @@ public final class CudaAttentionKernel implements AttentionKernel {
     private final Scratch partOut = new Scratch("split-KV partial outputs");
     private final Scratch partLse = new Scratch("split-KV partial LSE");
     private final Scratch stage = new Scratch("fp32 staging for KV writes");
-    private volatile String fwdVariant = System.getProperty("starattention.cuda.fwdVariant", "w4m2");
+    private volatile String fwdVariant;
     private volatile double splitWaves = Double.parseDouble(System.getProperty("starattention.cuda.splitWaves", "1"));
 
     /** A kernel on device 0 with the KV dtype from {@link KvDtype#fromSystemProperty()}. */
@@ -72,6 +73,12 @@ public final class CudaAttentionKernel implements AttentionKernel {
     public CudaAttentionKernel(int device, KvDtype dtype) {
         this.rt = new CudaRuntime(device);
         this.dtype = dtype;
+        this.fwdVariant = System.getProperty("starattention.cuda.fwdVariant", defaultFwdVariant());
+    }
+
+    /** The prefill variant a kernel starts with: {@code wg} on Hopper, else {@code w4m2}. */
+    String defaultFwdVariant() {
+        return rt.hopper ? "wg" : "w4m2";
     }
 
     @Override
@@ -251,18 +258,31 @@ public final class CudaAttentionKernel implements AttentionKernel {
         stores.remove(s);
     }
 
-    /** The prefill kernel variant: {@code w4} (4 warps x 16 rows), {@code w8} (8 x 16), {@code w4m2} (4 x 32). */
+    /**
+     * The prefill kernel variant: {@code w4} (4 warps x 16 rows), {@code w8} (8 x 16), {@code w4m2} (4 x 32), all
+     * {@code mma.sync}; {@code wg} (2 warpgroups x 64 rows, {@code wgmma}) on compute capability 9.x only.
+     */
     void setFwdVariant(String variant) {
         fwdRows(variant);
+        if (variant.equals("wg") && !rt.hopper) {
+            throw new IllegalArgumentException("prefill variant wg needs compute capability 9.x, this GPU has "
+                    + rt.ccMajor + "." + rt.ccMinor);
+        }
         this.fwdVariant = variant;
     }
 
     private static int fwdRows(String variant) {
         return switch (variant) {
             case "w4" -> 64;
-            case "w8", "w4m2" -> 128;
-            default -> throw new IllegalArgumentException("prefill variant " + variant + ": expected w4, w8 or w4m2");
+            case "w8", "w4m2", "wg" -> 128;
+            default -> throw new IllegalArgumentException("prefill variant " + variant
+                    + ": expected w4, w8, w4m2 or wg");
         };
+    }
+
+    /** Keys per tile of {@code attn_fwd_wg} (KN of attention_sm90.cu's DEF_WG lines). */
+    static int wgKeys(int d) {
+        return d == 64 ? 128 : 64;
     }
 
     void setSplitWaves(double waves) {
@@ -340,9 +360,13 @@ public final class CudaAttentionKernel implements AttentionKernel {
         boolean split = rows <= 16;
         String variant = fwdVariant;
         int bm = split ? 16 : fwdRows(variant);
-        String name = (split ? "attn_split_" : "attn_fwd_") + dtype.suffix() + "_d" + d + (split ? "" : "_" + variant);
-        int threads = split || !variant.equals("w8") ? 128 : 256;
-        int smem = bm * d * 2 + 4 * BN * d * 2 + bm * Integer.BYTES + 16;
+        boolean wg = !split && variant.equals("wg");
+        String name = split ? "attn_split_" + dtype.suffix() + "_d" + d
+                : wg ? "attn_fwd_wg_" + dtype.suffix() + "_d" + d
+                : "attn_fwd_" + dtype.suffix() + "_d" + d + "_" + variant;
+        int threads = split || !(wg || variant.equals("w8")) ? 128 : 256;
+        int smem = wg ? bm * d * 2 + 4 * wgKeys(d) * d * 2 + bm * Integer.BYTES + 1024  // + alignment to 1 KiB
+                : bm * d * 2 + 4 * BN * d * 2 + bm * Integer.BYTES + 16;
         long mt = (rows + bm - 1) / bm;
         if (mt > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("too many query rows: " + rows);

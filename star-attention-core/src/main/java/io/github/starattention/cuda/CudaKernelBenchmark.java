@@ -22,7 +22,7 @@ import jcuda.driver.JCudaDriver;
  * <pre>
  * java --add-modules jdk.incubator.vector -cp ... io.github.starattention.cuda.CudaKernelBenchmark \
  *     [--dtype fp16|bf16] [--dims 64,128] [--heads 32] [--kv-heads 8] [--prefill 4096,16384,65536]
- *     [--decode 4096,16384,65536,131072] [--variants w4,w8,w4m2] [--waves 1,2] [--out results.jsonl]
+ *     [--decode 4096,16384,65536,131072] [--variants w4,w8,w4m2[,wg]] [--waves 1,2] [--out results.jsonl]
  * </pre>
  * FLOPs of causal prefill over N tokens: {@code 4 * N * N * headDim * heads / 2} (the FlashAttention convention).
  */
@@ -38,7 +38,7 @@ public final class CudaKernelBenchmark {
         int kvHeads = 8;
         int[] prefill = {4096, 16384, 65536};
         int[] decode = {4096, 16384, 65536, 131072};
-        String[] variants = {"w4", "w8", "w4m2"};
+        String[] variants = null; // default: w4, w8, w4m2, and wg on Hopper
         double[] waves = {0.5, 1, 2};
         Path out = null;
         for (int i = 0; i < args.length; i++) {
@@ -62,6 +62,9 @@ public final class CudaKernelBenchmark {
         PrintStream json = out == null ? null : new PrintStream(Files.newOutputStream(out), true);
         try (CudaAttentionKernel k = new CudaAttentionKernel(0, dtype)) {
             CudaRuntime rt = k.runtime();
+            if (variants == null) {
+                variants = rt.hopper ? new String[] {"w4", "w8", "w4m2", "wg"} : new String[] {"w4", "w8", "w4m2"};
+            }
             System.out.printf(Locale.ROOT, "device %s, %d SMs, peak DRAM %.0f GB/s, KV %s, heads %d / kv heads %d%n",
                     rt.deviceName, rt.smCount, rt.peakGBps, dtype, heads, kvHeads);
             TreeSet<Integer> seqs = new TreeSet<>();
@@ -107,7 +110,7 @@ public final class CudaKernelBenchmark {
                                     + "\"d\":%d,\"heads\":%d,\"kvHeads\":%d,\"seq\":%d,\"variant\":\"%s\",\"ms\":%.4f,"
                                     + "\"tflops\":%.2f}", dtype, d, heads, kvHeads, n, plan[0].kernel(), ms, tflops));
                 }
-                k.setFwdVariant(System.getProperty("starattention.cuda.fwdVariant", "w4m2"));
+                k.setFwdVariant(System.getProperty("starattention.cuda.fwdVariant", k.defaultFwdVariant()));
                 // one full attend(): upload fp32 Q, kernel, download fp32 output + LSE
                 AttentionQuery query = AttentionQuery.of(q, pos, n, heads, d);
                 k.attend(store, 0, query);

@@ -23,6 +23,10 @@ public final class CudaLayers {
     static final int GEMV_ROWS = 8;
     /** Shared memory of {@code gemm_bf16}: 3 stages of 128x32 A and W tiles, rows padded to 40 elements. */
     private static final int GEMM_SMEM = 3 * (128 + 128) * 40 * 2;
+    /** Shared memory of {@code gemm_bf16_sm90}: 4 stages of 128x64 A and 256x64 W tiles, plus 1 KiB to align them. */
+    private static final int GEMM_SM90_SMEM = 4 * (128 + 256) * 64 * 2 + 1024;
+    /** From this many tokens a Hopper GPU multiplies bf16 with {@code gemm_bf16_sm90} (one 128-row tile). */
+    static final int GEMM_SM90_MIN_TOKENS = 128;
     /** Largest slice of a matrix copied to the GPU at once. */
     private static final int UPLOAD_ELEMENTS = 1 << 24;
 
@@ -114,32 +118,58 @@ public final class CudaLayers {
     /**
      * {@code out[t][r] (+)= sum_c x[t][c] w[r][c]} for {@code t < tokens}: {@code x} has the type of {@code w},
      * {@code out} is fp32 and is added to when {@code accumulate} (a residual connection). At most
-     * {@value #GEMV_ROWS} tokens use the matrix-vector kernel (decode), more the tiled kernel.
+     * {@value #GEMV_ROWS} tokens use the matrix-vector kernel (decode), more a tiled kernel ({@link #productKernel}).
      */
     public void multiply(GpuMatrix w, DeviceArray x, int tokens, DeviceArray out, boolean accumulate) {
+        multiply(w, x, 0, tokens, out, accumulate);
+    }
+
+    /** {@link #multiply(GpuMatrix, DeviceArray, int, DeviceArray, boolean)} of rows {@code firstRow..} of {@code x}. */
+    public void multiply(GpuMatrix w, DeviceArray x, int firstRow, int tokens, DeviceArray out, boolean accumulate) {
         int n = w.rows();
         int k = w.cols();
-        boolean bf16 = w.type() == WeightType.BF16;
         Supplier<String> shapes = () -> tokens + " x " + k + " times " + w;
+        CUdeviceptr a = x.at((long) firstRow * k * (w.type() == WeightType.BF16 ? 2 : Float.BYTES));
         int acc = accumulate ? 1 : 0;
-        if (tokens <= GEMV_ROWS) {
-            if (k % (bf16 ? 8 : 4) != 0) {
-                throw new UnsupportedOperationException("the GPU matrix-vector kernel needs a multiple of "
-                        + (bf16 ? 8 : 4) + " columns: " + w);
+        String kernel = productKernel(w.type(), tokens, k);
+        switch (kernel) {
+            case "gemv_bf16", "gemv_f32" -> {
+                if (k % (w.type() == WeightType.BF16 ? 8 : 4) != 0) {
+                    throw new UnsupportedOperationException("the GPU matrix-vector kernel needs a multiple of "
+                            + (w.type() == WeightType.BF16 ? 8 : 4) + " columns: " + w);
+                }
+                launch(kernel, (n + 7) / 8, 256, 0, shapes, a, w.data.ptr(), out.ptr(), tokens, n, k, acc);
             }
-            launch(bf16 ? "gemv_bf16" : "gemv_f32", (n + 7) / 8, 256, 0, shapes, x.ptr(), w.data.ptr(), out.ptr(),
-                    tokens, n, k, acc);
-        } else if (bf16) {
-            if (k % 32 != 0) {
-                throw new UnsupportedOperationException("the GPU bf16 matrix kernel needs a multiple of 32 columns: "
-                        + w);
+            case "gemm_bf16_sm90" -> launchGrid(kernel, (tokens + 127) / 128, (n + 255) / 256, 256, GEMM_SM90_SMEM,
+                    shapes, a, w.data.ptr(), out.ptr(), tokens, n, k, acc);
+            case "gemm_bf16" -> {
+                if (k % 32 != 0) {
+                    throw new UnsupportedOperationException("the GPU bf16 matrix kernel needs a multiple of 32 columns: "
+                            + w);
+                }
+                launchGrid(kernel, (tokens + 127) / 128, (n + 127) / 128, 256, GEMM_SMEM, shapes, a,
+                        w.data.ptr(), out.ptr(), tokens, n, k, acc);
             }
-            launchGrid("gemm_bf16", (tokens + 127) / 128, (n + 127) / 128, 256, GEMM_SMEM, shapes, x.ptr(),
-                    w.data.ptr(), out.ptr(), tokens, n, k, acc);
-        } else {
-            launchGrid("gemm_f32", (tokens + 63) / 64, (n + 63) / 64, 256, 0, shapes, x.ptr(), w.data.ptr(), out.ptr(),
-                    tokens, n, k, acc);
+            default -> launchGrid(kernel, (tokens + 63) / 64, (n + 63) / 64, 256, 0, shapes, a, w.data.ptr(),
+                    out.ptr(), tokens, n, k, acc);
         }
+    }
+
+    /**
+     * The kernel {@link #multiply} launches for {@code tokens} rows of {@code k} columns: the matrix-vector kernel up
+     * to {@value #GEMV_ROWS} tokens; for BF16 Hopper's wgmma product ({@code gemm_sm90.cu}, 2x the {@code mma.sync}
+     * one there) from {@value #GEMM_SM90_MIN_TOKENS} tokens when {@code k % 64 == 0}, else {@code gemm_bf16}; for F32
+     * {@code gemm_f32}.
+     */
+    String productKernel(WeightType type, int tokens, int k) {
+        boolean bf16 = type == WeightType.BF16;
+        if (tokens <= GEMV_ROWS) {
+            return bf16 ? "gemv_bf16" : "gemv_f32";
+        }
+        if (!bf16) {
+            return "gemm_f32";
+        }
+        return rt.hopper && tokens >= GEMM_SM90_MIN_TOKENS && k % 64 == 0 ? "gemm_bf16_sm90" : "gemm_bf16";
     }
 
     /**
@@ -170,9 +200,15 @@ public final class CudaLayers {
 
     /** {@code h[t][i] = silu(gateUp[t][i]) * gateUp[t][ffn + i]}, written as {@code type}. */
     public void swiglu(DeviceArray gateUp, int tokens, int ffn, DeviceArray h, WeightType type) {
+        swiglu(gateUp, tokens, ffn, h, 0, type);
+    }
+
+    /** {@link #swiglu(DeviceArray, int, int, DeviceArray, WeightType)} into rows {@code firstRow..} of {@code h}. */
+    public void swiglu(DeviceArray gateUp, int tokens, int ffn, DeviceArray h, int firstRow, WeightType type) {
         long total = (long) tokens * ffn;
+        long offset = (long) firstRow * ffn * (type == WeightType.F32 ? Float.BYTES : 2);
         launch(type == WeightType.F32 ? "swiglu_f32" : "swiglu_bf16", grid(total), 256, 0, () -> tokens + " x " + ffn,
-                gateUp.ptr(), h.ptr(), total, ffn);
+                gateUp.ptr(), h.at(offset), total, ffn);
     }
 
     /** Waits for the work queued on the device; a kernel fault is reported with {@code what}. */

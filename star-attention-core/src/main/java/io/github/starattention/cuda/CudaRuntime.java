@@ -36,9 +36,12 @@ import jcuda.driver.JITOptions;
  */
 final class CudaRuntime {
 
-    /** The PTX modules loaded into every context: the attention kernels and the layer kernels. */
+    /** Hopper's kernels (wgmma), arch-specific PTX (compute_90a): loaded on compute capability 9.x only. */
+    static final List<String> HOPPER_PTX = List.of("/io/github/starattention/cuda/attention_sm90.ptx",
+            "/io/github/starattention/cuda/gemm_sm90.ptx");
+    /** The PTX modules: the attention kernels and the layer kernels in every context, plus {@link #HOPPER_PTX}. */
     static final List<String> PTX_RESOURCES = List.of("/io/github/starattention/cuda/attention.ptx",
-            "/io/github/starattention/cuda/layers.ptx");
+            "/io/github/starattention/cuda/layers.ptx", HOPPER_PTX.get(0), HOPPER_PTX.get(1));
     private static final int DEFAULT_SMEM_LIMIT = 48 * 1024;
 
     final int ordinal;
@@ -46,6 +49,8 @@ final class CudaRuntime {
     final int smCount;
     final int ccMajor;
     final int ccMinor;
+    /** Whether {@link #HOPPER_PTX} is loaded (compute capability 9.x). */
+    final boolean hopper;
     /** Theoretical DRAM bandwidth in GB/s from the memory clock and bus width (0 if the driver does not say). */
     final double peakGBps;
 
@@ -73,6 +78,7 @@ final class CudaRuntime {
         this.ccMinor = attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
         int clockKHz = attribute(CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE);
         int busBits = attribute(CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH);
+        this.hopper = ccMajor == 9;
         this.peakGBps = 2.0 * clockKHz * 1e3 * (busBits / 8.0) / 1e9;
         if (ccMajor < 8) {
             throw new IllegalStateException("CUDA device " + ordinal + " (" + deviceName + ") has compute capability "
@@ -83,7 +89,9 @@ final class CudaRuntime {
         try {
             check(JCudaDriver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
             for (String resource : PTX_RESOURCES) {
-                modules.add(loadModule(resource));
+                if (hopper || !HOPPER_PTX.contains(resource)) {
+                    modules.add(loadModule(resource));
+                }
             }
             ok = true;
         } finally {

@@ -115,6 +115,39 @@ class CudaAttentionKernelTest {
         runShape(fp16, d, group, 2, 5000, "decode", 8f);
     }
 
+    /** Every prefill variant, not just the device's default (wg on Hopper, where it is the only one compiled for it). */
+    @ParameterizedTest(name = "{0} d={1}")
+    @MethodSource("variants")
+    void everyPrefillVariantMatchesFp64Reference(String variant, int d) {
+        assumeTrue(!variant.equals("wg") || fp16.runtime().hopper, "wg needs compute capability 9.x");
+        for (CudaAttentionKernel kernel : List.of(fp16, bf16)) {
+            kernel.setFwdVariant(variant);
+            try {
+                runShape(kernel, d, 4, 333, 0, "prefill", 1f);
+                runShape(kernel, d, 8, 777, 0, "prefill", 8f);
+                runShape(kernel, d, 1, 100, 16384, "query", 1f);
+            } finally {
+                kernel.setFwdVariant(kernel.defaultFwdVariant());
+            }
+        }
+    }
+
+    static Stream<Arguments> variants() {
+        List<Arguments> a = new ArrayList<>();
+        for (String v : new String[] {"w4", "w8", "w4m2", "wg"}) {
+            a.add(Arguments.of(v, 64));
+            a.add(Arguments.of(v, 128));
+        }
+        return a.stream();
+    }
+
+    @Test
+    void hopperDefaultsToTheWgmmaPrefill() {
+        CudaAttentionKernel.Plan p = fp16.plan(4096, 32, 8, 128, 4096);
+        assertThat(p.kernel()).isEqualTo(fp16.runtime().hopper ? "attn_fwd_wg_f16_d128" : "attn_fwd_f16_d128_w4m2");
+        assertThat(fp16.plan(1, 32, 8, 128, 4096).kernel()).isEqualTo("attn_split_f16_d128");
+    }
+
     static Stream<Arguments> peakyShapes() {
         return Stream.of(Arguments.of(64, 4), Arguments.of(128, 8), Arguments.of(128, 1));
     }
@@ -141,9 +174,10 @@ class CudaAttentionKernelTest {
         long t1 = System.nanoTime();
         GpuTestData.Errors e = GpuTestData.compare(q, qpos, tokens, heads, d, (float) (1 / Math.sqrt(d)), k, v, kpos,
                 kvHeads, pa.output(), pa.lse(), GpuTestData.sample(tokens, 24));
-        System.out.printf("[gpu-check] %-7s %s d=%d group=%d heads=%d tokens=%d keys=%d qAmp=%.0f: max|dO|=%.2e"
+        System.out.printf("[gpu-check] %-7s %s d=%d group=%d heads=%d tokens=%d keys=%d qAmp=%.0f (%s): max|dO|=%.2e"
                         + " max|dLSE|=%.2e (%d rows checked, GPU call %.1f ms)%n", kind, type, d, group, heads, tokens,
-                n, qAmp, e.out(), e.lse(), e.checkedRows(), (t1 - t0) / 1e6);
+                n, qAmp, kernel.plan(tokens, heads, kvHeads, d, n).kernel(), e.out(), e.lse(), e.checkedRows(),
+                (t1 - t0) / 1e6);
         assertThat(e.nonFinite()).as("NaN/inf in output").isFalse();
         assertThat(e.out()).as("output error").isLessThanOrEqualTo(tol(type));
         assertThat(e.lse()).as("LSE error").isLessThanOrEqualTo(TOL_LSE * Math.max(1, qAmp));

@@ -78,8 +78,9 @@ class CudaLayersTest {
                     a.add(Arguments.of(t, n, k));
                 }
             }
-            a.add(Arguments.of(t, 201, 576)); // odd N: the scalar epilogue of gemm_bf16
+            a.add(Arguments.of(t, 201, 576)); // odd N: the scalar epilogues
         }
+        a.add(Arguments.of(WeightType.BF16, 300, 96)); // K not a multiple of 64: gemm_bf16 on Hopper too
         a.add(Arguments.of(WeightType.F32, 201, 100)); // K not a multiple of gemm_f32's 16
         return a.stream();
     }
@@ -121,7 +122,8 @@ class CudaLayersTest {
                     ref[e] = s;
                     mag[e] = a;
                 });
-                String what = type + " " + tokens + " x " + k + " times " + n + " x " + k;
+                String what = type + " " + tokens + " x " + k + " times " + n + " x " + k + " ("
+                        + layers.productKernel(type, tokens, k) + ")";
                 out.upload(nans(tokens * n));
                 layers.multiply(wd, xd, tokens, out, false);
                 check(what, floats(out, 0, tokens * n), ref, mag, 1e-5);
@@ -135,6 +137,17 @@ class CudaLayersTest {
                 check(what + " accumulated", floats(out, 0, tokens * n), ref, mag, 1e-5);
             }
         }
+    }
+
+    /** On Hopper the wgmma product takes every shape it can (and so runs in {@link #multiply}); elsewhere none. */
+    @Test
+    void productKernelFollowsTheDevice() {
+        boolean hopper = layers.attention().runtime().hopper;
+        assertThat(layers.productKernel(WeightType.BF16, 8, 576)).isEqualTo("gemv_bf16");
+        assertThat(layers.productKernel(WeightType.BF16, 127, 576)).isEqualTo("gemm_bf16");
+        assertThat(layers.productKernel(WeightType.BF16, 130, 576)).isEqualTo(hopper ? "gemm_bf16_sm90" : "gemm_bf16");
+        assertThat(layers.productKernel(WeightType.BF16, 300, 96)).isEqualTo("gemm_bf16");
+        assertThat(layers.productKernel(WeightType.F32, 300, 576)).isEqualTo("gemm_f32");
     }
 
     @ParameterizedTest(name = "dim={0} firstRow={1}")

@@ -18,11 +18,14 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Runs without a GPU: every {@code src/main/cuda/*.cu} has a committed PTX whose header records the SHA-256 of the
- * current source (carriage returns removed), i.e. {@code build-ptx.sh} was run after the last kernel change.
+ * current source (carriage returns removed), i.e. {@code build-ptx.sh} was run after the last kernel change, and
+ * targets the architecture the source names ({@code // ptx-arch:}, else compute_80).
  */
 class PtxFreshnessTest {
 
     private static final Path CUDA_SOURCES = Path.of("src/main/cuda");
+    /** A source's first line may name its PTX architecture (build-ptx.sh); compute_80 otherwise. */
+    private static final Pattern ARCH = Pattern.compile("// ptx-arch: compute_([0-9a-z]+)\r?\n");
     private static final Pattern SHA = Pattern.compile("^// source-sha256: ([0-9a-f]{64})$", Pattern.MULTILINE);
 
     @Test
@@ -49,7 +52,9 @@ class PtxFreshnessTest {
             assertThat(m.group(1))
                     .as("%s is stale: %s changed; regenerate with star-attention-core/src/main/cuda/build-ptx.sh", resource, cu)
                     .isEqualTo(actual);
-            assertThat(header).as("%s targets compute_80 PTX", resource).contains(".target sm_80");
+            Matcher arch = ARCH.matcher(new String(src, StandardCharsets.ISO_8859_1));
+            String target = arch.lookingAt() ? "sm_" + arch.group(1) : "sm_80";
+            assertThat(header).as("%s targets %s PTX", resource, target).contains(".target " + target + "\n");
         }
     }
 

@@ -8,6 +8,7 @@ import io.github.starattention.cuda.CudaAttentionKernel;
 import io.github.starattention.cuda.CudaProbe;
 import io.github.starattention.cuda.KvDtype;
 import io.github.starattention.jlama.model.ContextEncoder;
+import io.github.starattention.jlama.model.CudaDecoder;
 import io.github.starattention.jlama.model.Logits;
 import io.github.starattention.jlama.model.WeightFormat;
 import io.github.starattention.kv.KvStore;
@@ -122,6 +123,46 @@ class CudaFamilyParityIT {
                     .isLessThanOrEqualTo(BF16_LOGIT_TOLERANCE);
             assertThat(gpuTop).as("%s first greedy token, bf16 weights", family).isEqualTo(cpuTop);
             assertThat(tokens[0]).isEqualTo(cpuTokens[0]);
+        }
+    }
+
+    /**
+     * The MLP's gate/up projection in slices of 7 tokens ({@code mlpRows}) gives the logits of one slice: F32 weights,
+     * where only the summation order of a row may differ (slices of at most 8 rows take the matrix-vector kernel).
+     */
+    @ParameterizedTest
+    @FieldSource("FAMILIES")
+    void mlpSlicesChangeNothing(String family) throws IOException {
+        JsonNode prompt = Families.reference(family).get("prompt");
+        Path dir = Families.modelFolder(family, tmp.resolve(family));
+        try (StarAttentionModel model = StarAttentionModel.load(dir, WeightFormat.F32, 0)) {
+            PromptSplit split = model.split(prompt.get("system").asText(), prompt.get("user").asText());
+            int[] ctx = split.contextTokens();
+            assertThat(ctx.length).as("%s context tokens", family).isGreaterThan(7);
+            float[] whole = gpuLogits(model, ctx, split.queryTokens(), CudaDecoder.DEFAULT_MLP_ROWS);
+            float[] sliced = gpuLogits(model, ctx, split.queryTokens(), 7);
+            double worst = 0;
+            for (int i = 0; i < whole.length; i++) {
+                worst = Math.max(worst, Math.abs(sliced[i] - whole[i]));
+            }
+            System.out.printf("%s fp32, MLP in slices of 7 tokens: max |logit - one slice's| %.2e%n", family, worst);
+            assertThat(worst).as("%s max |sliced - whole| logit", family).isLessThanOrEqualTo(1e-3);
+            assertThat(Logits.of(sliced).argmax()).isEqualTo(Logits.of(whole).argmax());
+        }
+    }
+
+    private static float[] gpuLogits(StarAttentionModel model, int[] ctx, int[] query, int mlpRows) {
+        try (CudaAttentionKernel kernel = new CudaAttentionKernel(0, KvDtype.FP16);
+             CudaDecoder gpu = CudaDecoder.upload(model.decoder(), kernel, mlpRows);
+             ContextEncoder encoder = new ContextEncoder(gpu, kernel, CudaDecoder.DEFAULT_CHUNK)) {
+            BlockPlan plan = BlockPlan.global(ctx.length);
+            KvStore store = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { }).getFirst();
+            try {
+                return encoder.append(query, ContextEncoder.range(ctx.length, ctx.length + query.length), store,
+                        List.of(), null, Logits.Want.ALL, n -> { }).values();
+            } finally {
+                store.close();
+            }
         }
     }
 

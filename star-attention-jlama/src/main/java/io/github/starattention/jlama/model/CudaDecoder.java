@@ -42,7 +42,8 @@ import org.slf4j.LoggerFactory;
  *   qkv      fp32 [T][H*hd + 2*KV*hd]  fused projection; K and V go straight into the target store
  *   q, att   fp32 [T][H][hd]           rotated queries; attention output (then act for the output projection)
  *   parts    fp32 [P][T][H][hd], partsLse fp32 [P][T][H]   one partial per partition, merged by LSE into att
- *   gateUp   fp32 [T][2F], h act [T][F]
+ *   gateUp   fp32 [min(T, M)][2F]      the gate/up projection of M = mlpRows tokens at a time (memory: 2F x 4
+ *                                      bytes a row is the largest row here), h act [T][F] their SwiGLU
  *   logits   fp32 [vocab]              last token only
  * </pre>
  * Passes run concurrently: each takes a workspace of its own from a pool, and takes the device lock only while it
@@ -54,6 +55,11 @@ public final class CudaDecoder implements ForwardPass {
 
     /** Tokens per chunk of a GPU pass: enough rows for the tensor-core tiles to fill the GPU. */
     public static final int DEFAULT_CHUNK = 4096;
+    /**
+     * Tokens per gate/up slice of the MLP: its fp32 output is the largest scratch buffer (256 MiB for 4,096 tokens of
+     * Llama-3.2-1B), and 1,024 rows still give the product thousands of tiles.
+     */
+    public static final int DEFAULT_MLP_ROWS = 1024;
 
     private final Config c;
     private final CudaLayers gpu;
@@ -73,6 +79,7 @@ public final class CudaDecoder implements ForwardPass {
     private final float eps;
     private final float scale;
     private final long weightBytes;
+    private final int mlpRows;
     private final ConcurrentLinkedQueue<Workspace> idle = new ConcurrentLinkedQueue<>();
     private final List<Workspace> all = new ArrayList<>();
 
@@ -80,8 +87,9 @@ public final class CudaDecoder implements ForwardPass {
                          GpuMatrix gateUp, GpuMatrix down) {
     }
 
-    private CudaDecoder(Decoder cpu, CudaAttentionKernel attention, List<AutoCloseable> uploaded) {
+    private CudaDecoder(Decoder cpu, CudaAttentionKernel attention, List<AutoCloseable> uploaded, int mlpRows) {
         this.c = cpu.config();
+        this.mlpRows = mlpRows;
         this.attention = attention;
         this.gpu = new CudaLayers(attention);
         DecoderWeights w = cpu.weights();
@@ -143,10 +151,21 @@ public final class CudaDecoder implements ForwardPass {
      * @throws UnsupportedOperationException for quantized weights (Q8, Q4), which the GPU kernels do not read
      */
     public static CudaDecoder upload(Decoder cpu, CudaAttentionKernel attention) {
+        return upload(cpu, attention, DEFAULT_MLP_ROWS);
+    }
+
+    /**
+     * {@link #upload(Decoder, CudaAttentionKernel)} with the MLP's gate/up projection computed {@code mlpRows} tokens
+     * at a time (fewer: less GPU memory; the results are the same).
+     */
+    public static CudaDecoder upload(Decoder cpu, CudaAttentionKernel attention, int mlpRows) {
+        if (mlpRows < 1) {
+            throw new IllegalArgumentException("mlpRows must be at least 1: " + mlpRows);
+        }
         List<AutoCloseable> uploaded = new ArrayList<>();
         long t0 = System.nanoTime();
         try {
-            CudaDecoder d = new CudaDecoder(cpu, attention, uploaded);
+            CudaDecoder d = new CudaDecoder(cpu, attention, uploaded, mlpRows);
             log.info("uploaded {} MiB of {} weights to {} ({}) in {} ms", d.weightBytes >> 20, d.type,
                     attention.name(), attention.deviceName(), (System.nanoTime() - t0) / 1_000_000);
             return d;
@@ -238,8 +257,11 @@ public final class CudaDecoder implements ForwardPass {
 
         // MLP block: x += down(silu(gate(xb)) * up(xb))
         gpu.rmsNorm(ch.x, 0, lw.mlpNorm, t, dim, eps, ws.xb, type);
-        gpu.multiply(lw.gateUp, ws.xb, t, ws.gateUp, false);
-        gpu.swiglu(ws.gateUp, t, ffn, ws.h, type);
+        for (int r = 0; r < t; r += mlpRows) {
+            int n = Math.min(mlpRows, t - r);
+            gpu.multiply(lw.gateUp, ws.xb, r, n, ws.gateUp, false);
+            gpu.swiglu(ws.gateUp, n, ffn, ws.h, r, type);
+        }
         gpu.multiply(lw.down, ws.h, t, ch.x, true);
     }
 
@@ -471,8 +493,8 @@ public final class CudaDecoder implements ForwardPass {
             att.ensure(t * qDim * Float.BYTES);
             attAct.ensure(t * qDim * 2);
             lse.ensure((long) t * heads * Float.BYTES);
-            gateUp.ensure(2L * t * ffn * Float.BYTES);
-            h.ensure((long) t * ffn * Float.BYTES);
+            gateUp.ensure(2L * Math.min(t, mlpRows) * ffn * Float.BYTES);
+            h.ensure((long) t * ffn * (type == WeightType.F32 ? Float.BYTES : 2));
             logits.ensure((long) vocab * Float.BYTES);
         }
 

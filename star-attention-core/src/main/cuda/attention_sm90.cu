@@ -1,0 +1,305 @@
+// ptx-arch: compute_90a
+// Prefill attention on Hopper's warpgroup tensor-core instructions (wgmma), loaded only on compute capability 9.0
+// devices (arch-specific PTX) and used by CudaAttentionKernel there instead of attention.cu's attn_fwd (mma.sync):
+//
+//  attn_fwd_wg_<t>_d<D>   the same contract as attention.cu's attn_fwd_<t>_d<D>_<variant> (its header has the data
+//                         layout, the GQA row packing, the grid, the key ranges and the splits), for 128 query rows per
+//                         block of 256 threads: two warpgroups of 64 rows; key tiles of KN keys (below).
+//
+// Per key tile each warpgroup computes S = Q K^T (wgmma m64n128k16, Q and K from shared memory), masks and runs the
+// online softmax on S in registers (fp32, base 2), and adds P V (wgmma m64nDk16 with P from registers as bf16/fp16
+// and V from shared memory, transposed by the instruction). Q, K and V tiles are stored as wgmma reads them: rows of
+// 64 elements (128 bytes) with the 128-byte swizzle (16-byte chunk c of row r at chunk c ^ (r % 8)), head dim 128 as
+// two such column blocks one after the other. K/V tiles are double-buffered with cp.async.
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+#include <climits>
+
+#define WG_BM 128
+#define WG_LN2 0.6931471805599453f
+
+namespace {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, bool valid) {
+    int n = valid ? 16 : 0;  // src-size 0 zero-fills the 16 bytes
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(n));
+}
+
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Byte offset of 16-byte chunk c (0 .. D/8-1) of row r in a tile of R rows: column block c / 8, 128-byte swizzle.
+template <int R>
+__device__ __forceinline__ uint32_t sw(int r, int c) {
+    return (c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+}
+
+// wgmma shared-memory descriptor, 128-byte swizzle: start >> 4 (bits 0-13), leading byte offset >> 4 (16-29),
+// stride byte offset >> 4 (32-45), layout 1 (62-63). K-major operands: stride = 1024 bytes between groups of 8 rows,
+// leading unused. The transposed V: stride = 1024 bytes between groups of 8 keys, leading = between column blocks.
+__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t leading) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(leading >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+
+template <int N>
+__device__ __forceinline__ void keep(float (&d)[N]) {  // orders the accumulators around asynchronous wgmma
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+
+#define D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
+#define D16(i) D4(i), D4(i + 4), D4(i + 8), D4(i + 12)
+
+// The three products for element type T (".f16" / ".bf16"): S (+)= Q K^T over 16 of the head dim; O += P V over 16
+// keys for D = 64 and 128.
+#define WG_OPS(T, TS)                                                                                                  \
+    __device__ __forceinline__ void wg_qk(T*, float (&d)[64], uint64_t a, uint64_t b, int accumulate) {                \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                     \
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32" TS TS " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n" \
+                     : D16(0), D16(16), D16(32), D16(48)                                                               \
+                     : "l"(a), "l"(b), "r"(accumulate));                                                               \
+    }                                                                                                                  \
+    __device__ __forceinline__ void wg_qk(T*, float (&d)[32], uint64_t a, uint64_t b, int accumulate) {                \
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                     \
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32" TS TS " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
+                     : D16(0), D16(16)                                                                                 \
+                     : "l"(a), "l"(b), "r"(accumulate));                                                               \
+    }                                                                                                                  \
+    __device__ __forceinline__ void wg_pv(T*, float (&d)[32], const uint32_t (&a)[4], uint64_t b) {                    \
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32" TS TS                                                \
+                     " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"                                          \
+                     : D16(0), D16(16)                                                                                 \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                            \
+    }                                                                                                                  \
+    __device__ __forceinline__ void wg_pv(T*, float (&d)[64], const uint32_t (&a)[4], uint64_t b) {                    \
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32" TS TS                                               \
+                     " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"                                          \
+                     : D16(0), D16(16), D16(32), D16(48)                                                               \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                            \
+    }
+
+WG_OPS(__half, ".f16")
+WG_OPS(__nv_bfloat16, ".bf16")
+
+__device__ __forceinline__ uint32_t pack(__half*, float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+}
+__device__ __forceinline__ uint32_t pack(__nv_bfloat16*, float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// Dynamic shared memory: Q [128][D] | K [2][KN][D] | V [2][KN][D] (T) | qpos int [128] | 1024 bytes to align.
+template <typename T, int D, int KN>
+__device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* __restrict__ qpos,
+                                        const T* __restrict__ k, const T* __restrict__ v, const int* __restrict__ kpos,
+                                        const int2* __restrict__ ranges, float* __restrict__ out,
+                                        float* __restrict__ lse, int tokens, int heads, int kvHeads,
+                                        long long headStride, int chunk, float scaleLog2) {
+    constexpr int CH = D / 8;              // 16-byte chunks per row
+    constexpr int TILE = KN * D * 2;    // bytes of one K or V tile
+    constexpr int NT = KN / 8;          // 8-key column tiles of S
+    constexpr int DT = D / 8;              // 8-column tiles of O
+    T* const tag = nullptr;                // selects the element type of the wgmma helpers
+
+    extern __shared__ unsigned char smem[];
+    const uint32_t base = (smem_addr(smem) + 1023) & ~1023u;
+    unsigned char* const sbase = smem + (base - smem_addr(smem));
+    const uint32_t sQ = base, sK = sQ + WG_BM * D * 2, sV = sK + 2 * TILE;
+    int* qposS = reinterpret_cast<int*>(sbase + WG_BM * D * 2 + 4 * TILE);
+
+    const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, warp = (tid >> 5) & 3;
+    const int g = lane >> 2, t4 = lane & 3;
+    const int mtile = gridDim.x / kvHeads - 1 - blockIdx.x / kvHeads;
+    const int kvh = blockIdx.x % kvHeads;
+    const int split = blockIdx.z;
+    const int group = heads / kvHeads;
+    const int rows = tokens * group;
+    const int row0 = mtile * WG_BM;
+    const T* __restrict__ kh = k + (size_t)kvh * headStride;
+    const T* __restrict__ vh = v + (size_t)kvh * headStride;
+
+    for (int r = tid; r < WG_BM; r += 256) {
+        int gr = row0 + r;
+        qposS[r] = gr < rows ? qpos[gr / group] : INT_MIN;
+    }
+    for (int i = tid; i < WG_BM * (D / 4); i += 256) {  // Q tile -> shared memory as T
+        int r = i / (D / 4), c = (i % (D / 4)) * 4;
+        int gr = row0 + r;
+        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (gr < rows) {
+            int t = gr / group, h = kvh * group + gr % group;
+            x = *reinterpret_cast<const float4*>(q + ((size_t)t * heads + h) * D + c);
+        }
+        uint2 p = make_uint2(pack(tag, x.x, x.y), pack(tag, x.z, x.w));
+        *reinterpret_cast<uint2*>(sbase + sw<WG_BM>(r, c >> 3) + (c & 7) * 2) = p;
+    }
+
+    const int2 range = ranges[mtile];
+    const int kBegin = split * chunk;
+    const int kEnd = min(range.x, kBegin + chunk);
+    const int visAll = min(range.y, kEnd);
+    const int ntiles = kEnd > kBegin ? (kEnd - kBegin + KN - 1) / KN : 0;
+    const int wrow = wg * 64 + warp * 16;      // first row of this warp in the block
+    const bool active = row0 + wg * 64 < rows;  // per warpgroup: wgmma needs all four warps
+
+    float o[DT * 4];
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < DT * 4; ++i) o[i] = 0.f;
+
+    auto load_tile = [&](int tile, int buf) {
+        const int n0 = kBegin + tile * KN;
+        for (int i = tid; i < KN * CH; i += 256) {
+            int r = i / CH, c = i % CH;
+            int key = n0 + r;
+            bool ok = key < kEnd;
+            size_t off = (ok ? (size_t)key * D : 0) + c * 8;
+            uint32_t so = buf * TILE + sw<KN>(r, c);
+            cp_async16(sK + so, kh + off, ok);
+            cp_async16(sV + so, vh + off, ok);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+
+    if (ntiles > 0) load_tile(0, 0);
+    for (int it = 0; it < ntiles; ++it) {
+        const int buf = it & 1;
+        if (it + 1 < ntiles) {
+            load_tile(it + 1, buf ^ 1);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
+        // the copies (and the Q tile's stores) must be visible to wgmma, which reads through the async proxy
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+        const int n0 = kBegin + it * KN;
+        if (active) {
+            const uint32_t kb = sK + buf * TILE, vb = sV + buf * TILE;
+            float s[NT * 4];
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+                const uint32_t col = (kk & 3) * 32;  // the 16 columns inside a 128-byte row
+                wg_qk(tag, s, desc(sQ + (kk >> 2) * (WG_BM * 128) + wg * 64 * 128 + col, 16),
+                      desc(kb + (kk >> 2) * (KN * 128) + col, 16), kk > 0);
+            }
+            wg_commit();
+            wg_wait0();
+            keep(s);
+            // scale (to base 2) and mask: element 4j + e is row wrow + g (+8 for e >= 2), key n0 + 8j + 2 t4 + e % 2
+            if (n0 + KN > visAll) {
+#pragma unroll
+                for (int j = 0; j < NT; ++j)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        int key = n0 + j * 8 + t4 * 2 + (e & 1);
+                        float x = s[j * 4 + e] * scaleLog2;
+                        if (key >= kEnd || kpos[key] > qposS[wrow + g + (e >> 1) * 8]) x = -INFINITY;
+                        s[j * 4 + e] = x;
+                    }
+            } else {
+#pragma unroll
+                for (int i = 0; i < NT * 4; ++i) s[i] *= scaleLog2;
+            }
+            float mx[2] = {mrow[0], mrow[1]};
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                mx[0] = fmaxf(mx[0], fmaxf(s[j * 4], s[j * 4 + 1]));
+                mx[1] = fmaxf(mx[1], fmaxf(s[j * 4 + 2], s[j * 4 + 3]));
+            }
+            float mu[2], alpha[2], rs[2] = {0.f, 0.f};
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+                mu[i] = mx[i] == -INFINITY ? 0.f : mx[i];
+                alpha[i] = ex2(mrow[i] - mu[i]);
+                mrow[i] = mx[i];
+            }
+            uint32_t p[NT / 2][4];  // P as the A fragments of the 16-key steps
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+                float p0 = ex2(s[j * 4] - mu[0]), p1 = ex2(s[j * 4 + 1] - mu[0]);
+                float p2 = ex2(s[j * 4 + 2] - mu[1]), p3 = ex2(s[j * 4 + 3] - mu[1]);
+                rs[0] += p0 + p1;
+                rs[1] += p2 + p3;
+                p[j >> 1][(j & 1) * 2] = pack(tag, p0, p1);
+                p[j >> 1][(j & 1) * 2 + 1] = pack(tag, p2, p3);
+            }
+            lrow[0] = lrow[0] * alpha[0] + rs[0];
+            lrow[1] = lrow[1] * alpha[1] + rs[1];
+#pragma unroll
+            for (int n = 0; n < DT; ++n) {
+                o[n * 4] *= alpha[0];
+                o[n * 4 + 1] *= alpha[0];
+                o[n * 4 + 2] *= alpha[1];
+                o[n * 4 + 3] *= alpha[1];
+            }
+            keep(o);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < KN / 16; ++kk) wg_pv(tag, o, p[kk], desc(vb + kk * 16 * 128, KN * 128));
+            wg_commit();
+            wg_wait0();
+            keep(o);
+        }
+        __syncthreads();
+    }
+
+    const size_t outRow0 = (size_t)split * tokens * heads;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
+        lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
+        int gr = row0 + wrow + g + i * 8;
+        if (gr >= rows) continue;
+        int t = gr / group, h = kvh * group + gr % group;
+        size_t orow = outRow0 + (size_t)t * heads + h;
+        float l = lrow[i];
+        float inv = l > 0.f ? 1.f / l : 0.f;
+        float* op = out + orow * D;
+#pragma unroll
+        for (int n = 0; n < DT; ++n) {
+            *reinterpret_cast<float2*>(op + n * 8 + t4 * 2) = make_float2(o[n * 4 + 2 * i] * inv, o[n * 4 + 2 * i + 1] * inv);
+        }
+        if (t4 == 0) lse[orow] = l > 0.f ? (mrow[i] + __log2f(l)) * WG_LN2 : -INFINITY;
+    }
+}
+
+}  // namespace
+
+#define ATTN_WG_ARGS(T)                                                                                     \
+    const float *__restrict__ q, const int *__restrict__ qpos, const T *__restrict__ k,                    \
+        const T *__restrict__ v, const int *__restrict__ kpos, const int2 *__restrict__ ranges,            \
+        float *__restrict__ out, float *__restrict__ lse, int tokens, int heads, int kvHeads,              \
+        long long headStride, int chunk, float scaleLog2
+#define DEF_WG(NAME, T, D, KN, MINB)                                                                        \
+    extern "C" __global__ void __launch_bounds__(256, MINB) NAME(ATTN_WG_ARGS(T)) {                         \
+        attn_wg<T, D, KN>(q, qpos, k, v, kpos, ranges, out, lse, tokens, heads, kvHeads, headStride, chunk,     \
+                      scaleLog2);                                                                           \
+    }
+
+// Two blocks per SM, so that one block's softmax overlaps the other's products. Head dim 64 takes 128-key tiles and
+// head dim 128 64-key tiles (register-bound at 128 per thread); on an H200 these measured 1.26x and 1.4x the 64-key /
+// 128-key alternatives (docs/results/gpu-whole-model/attention-sm90). CudaAttentionKernel.wgKeys is the same choice.
+DEF_WG(attn_fwd_wg_f16_d64, __half, 64, 128, 2)
+DEF_WG(attn_fwd_wg_f16_d128, __half, 128, 64, 2)
+DEF_WG(attn_fwd_wg_bf16_d64, __nv_bfloat16, 64, 128, 2)
+DEF_WG(attn_fwd_wg_bf16_d128, __nv_bfloat16, 128, 64, 2)

@@ -1,0 +1,176 @@
+// ptx-arch: compute_90a
+// The bf16 matrix product on Hopper's warpgroup tensor-core instructions (wgmma), loaded only on compute capability
+// 9.0 devices (H100, H200: arch-specific PTX, which later architectures cannot run) and used by CudaLayers instead of
+// layers.cu's gemm_bf16 (mma.sync) when K % 64 == 0 and there are at least 128 tokens:
+//
+//  gemm_bf16_sm90         C[M][N] (+)= A[M][K] . W[N][K]^T, fp32 accumulation, 128 x 256 x 64 tiles
+//
+// One block of 256 threads (two warpgroups, 64 rows of C each) computes a 128 x 256 tile of C; grid = (ceil(M/128),
+// ceil(N/256)). Every thread copies A and W tiles into shared memory with cp.async, 4 stages deep, in the layout
+// wgmma reads without a transpose: K-major rows of 64 bf16 (128 bytes) with the 128-byte swizzle (16-byte chunk c of
+// row r stored at chunk c ^ (r % 8); groups of 8 rows 1024 bytes apart, tiles 1024-byte aligned). A k-step of 16
+// advances the descriptors' start address by 32 bytes inside the swizzled rows. One tile's wgmmas stay in flight while
+// the next tile's barrier passes; rows past M and columns past N are zero-filled and never stored.
+// Layouts as in layers.cu: A [M][K] and W [N][K] row-major bf16, C [M][N] row-major fp32.
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#define G9_BM 128
+#define G9_BN 256
+#define G9_BK 64
+#define G9_STAGES 4
+#define G9_INFLIGHT 2                                   // wgmma groups in flight across a barrier
+#define G9_PREFETCH (G9_STAGES - G9_INFLIGHT)           // tiles copied ahead of the one being multiplied
+#define G9_A_BYTES (G9_BM * G9_BK * 2)
+#define G9_B_BYTES (G9_BN * G9_BK * 2)
+#define G9_STAGE_BYTES (G9_A_BYTES + G9_B_BYTES)
+// CudaLayers.GEMM_SM90_SMEM: the stages plus 1024 bytes to align them
+#define G9_SMEM (G9_STAGES * G9_STAGE_BYTES + 1024)
+
+namespace {
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, bool valid) {
+    int n = valid ? 16 : 0;  // src-size 0 zero-fills the 16 bytes
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(n));
+}
+
+// wgmma shared-memory matrix descriptor: start address >> 4 (bits 0-13), leading byte offset >> 4 (16-29; unused by
+// swizzled K-major layouts: 1), stride byte offset >> 4 (32-45: 1024 bytes between groups of 8 rows), layout type
+// (62-63: 1 = 128-byte swizzle)
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t addr) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
+}
+
+__device__ __forceinline__ void keep(float (&d)[64]) {  // orders the accumulators around asynchronous wgmma
+#pragma unroll
+    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#define D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
+#define D16(i) D4(i), D4(i + 4), D4(i + 8), D4(i + 12)
+
+// d[64 x 128] += a[64 x 16] . b[128 x 16]^T, both K-major in shared memory
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t a, uint64_t b) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : D16(0), D16(16), D16(32), D16(48)
+        : "l"(a), "l"(b));
+}
+
+}  // namespace
+
+extern "C" __global__ void __launch_bounds__(256, 1)
+gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ W, float* __restrict__ C, int M,
+               int N, int K, int accumulate) {
+    constexpr int NSUB = G9_BN / 128;
+    extern __shared__ unsigned char smem[];
+    const uint32_t base = (smem_addr(smem) + 1023) & ~1023u;
+    const int tid = threadIdx.x;
+    const int wg = tid >> 7;  // warpgroup: rows wg * 64 .. +63 of the tile
+    const int m0 = blockIdx.x * G9_BM;
+    const int n0 = blockIdx.y * G9_BN;
+    const int ktiles = K / G9_BK;
+
+    // 16-byte chunk c of a tile: row c / 8, chunk c % 8 of the row, stored swizzled
+    auto load = [&](int stage, int kt) {
+        const uint32_t sa = base + stage * G9_STAGE_BYTES;
+        const uint32_t sb = sa + G9_A_BYTES;
+        const int k0 = kt * G9_BK;
+#pragma unroll
+        for (int i = 0; i < G9_BM * 8 / 256; i++) {
+            int c = tid + i * 256;
+            int r = c >> 3;
+            int ch = c & 7;
+            int gm = m0 + r;
+            cp_async16(sa + r * 128 + ((ch ^ (r & 7)) << 4), A + (size_t)(gm < M ? gm : 0) * K + k0 + ch * 8, gm < M);
+        }
+#pragma unroll
+        for (int i = 0; i < G9_BN * 8 / 256; i++) {
+            int c = tid + i * 256;
+            int r = c >> 3;
+            int ch = c & 7;
+            int gn = n0 + r;
+            cp_async16(sb + r * 128 + ((ch ^ (r & 7)) << 4), W + (size_t)(gn < N ? gn : 0) * K + k0 + ch * 8, gn < N);
+        }
+    };
+
+    float acc[NSUB][64];
+#pragma unroll
+    for (int s = 0; s < NSUB; s++)
+#pragma unroll
+        for (int i = 0; i < 64; i++) acc[s][i] = 0.f;
+
+#pragma unroll
+    for (int s = 0; s < G9_PREFETCH; s++) {
+        if (s < ktiles) load(s, s);
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+
+    for (int kt = 0; kt < ktiles; kt++) {
+        // tile kt has landed for every thread; make the copies visible to wgmma (the async proxy)
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(G9_PREFETCH - 1));
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+        const int stage = kt % G9_STAGES;
+        const uint32_t sa = base + stage * G9_STAGE_BYTES + wg * 64 * 128;
+        const uint32_t sb = base + stage * G9_STAGE_BYTES + G9_A_BYTES;
+#pragma unroll
+        for (int s = 0; s < NSUB; s++) keep(acc[s]);
+        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+        for (int kk = 0; kk < G9_BK / 16; kk++)
+#pragma unroll
+            for (int s = 0; s < NSUB; s++)
+                wgmma_m64n128k16(acc[s], sw128_desc(sa + kk * 32), sw128_desc(sb + s * 128 * 128 + kk * 32));
+        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+        // the stage of tile kt - G9_INFLIGHT is free: every warpgroup waited for it before this iteration's barrier
+        int next = kt + G9_PREFETCH;
+        if (next < ktiles) load(next % G9_STAGES, next);
+        asm volatile("cp.async.commit_group;\n" ::);
+        asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(G9_INFLIGHT - 1) : "memory");
+#pragma unroll
+        for (int s = 0; s < NSUB; s++) keep(acc[s]);
+    }
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#pragma unroll
+    for (int s = 0; s < NSUB; s++) keep(acc[s]);
+    asm volatile("cp.async.wait_group 0;\n" ::);
+
+    // accumulator element 4j + e of warp w, lane l: row 16w + l/4 (+8 for e >= 2), column 8j + 2(l%4) + e%2
+    const int lane = tid & 31;
+    const int warp = (tid >> 5) & 3;
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        const int gm = m0 + wg * 64 + warp * 16 + (lane >> 2) + half * 8;
+        if (gm >= M) continue;
+        float* crow = C + (size_t)gm * N;
+#pragma unroll
+        for (int s = 0; s < NSUB; s++) {
+#pragma unroll
+            for (int j = 0; j < 16; j++) {
+                const int gn = n0 + s * 128 + j * 8 + (lane & 3) * 2;
+                float v0 = acc[s][j * 4 + half * 2];
+                float v1 = acc[s][j * 4 + half * 2 + 1];
+                if (gn + 1 < N && (N & 1) == 0) {
+                    float2* p = reinterpret_cast<float2*>(crow + gn);
+                    if (accumulate) {
+                        float2 old = *p;
+                        v0 += old.x;
+                        v1 += old.y;
+                    }
+                    *p = make_float2(v0, v1);
+                } else {
+                    if (gn < N) crow[gn] = accumulate ? crow[gn] + v0 : v0;
+                    if (gn + 1 < N) crow[gn + 1] = accumulate ? crow[gn + 1] + v1 : v1;
+                }
+            }
+        }
+    }
+}
