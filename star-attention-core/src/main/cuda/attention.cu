@@ -20,47 +20,24 @@
 // The host, which knows every position, passes per row tile ranges[tile] = (keys visible to some row of the tile,
 // keys visible to every row): tiles past the first bound are skipped, tiles before the second need no mask.
 //
-// Requires sm_80+ (mma.sync bf16, cp.async, ldmatrix). D in {64, 128}.
+// Requires sm_80+ (mma.sync bf16, cp.async, ldmatrix). D in {64, 128}. The block coordinates, the Q tile load and a
+// row's output are attention_common.cuh's, shared with attention_sm90.cu.
 
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <stdint.h>
 #include <climits>
 
+#include "attention_common.cuh"
+
 #define BN 64
-#define LN2 0.6931471805599453f
 
 // ---------------------------------------------------------------------------------------------------------------
-// PTX helpers
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
+// PTX helpers (the rest in common.cuh)
 
 __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, bool valid) {
-    int n = valid ? 16 : 0;  // src-size 0 zero-fills the 16 bytes
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(n));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
 }
 
 template <typename T> struct Mma;
@@ -71,10 +48,6 @@ template <> struct Mma<__half> {
             : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        __half2 h = __floats2half2_rn(lo, hi);
-        return *reinterpret_cast<uint32_t*>(&h);
-    }
 };
 
 template <> struct Mma<__nv_bfloat16> {
@@ -82,10 +55,6 @@ template <> struct Mma<__nv_bfloat16> {
         asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
             : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-        return *reinterpret_cast<uint32_t*>(&h);
     }
 };
 
@@ -111,7 +80,6 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
     constexpr int NTHREADS = WARPS * 32;
     constexpr int BM = KSPLIT ? 16 : 16 * WARPS * MT;  // query rows per block
     constexpr int ROWB = D * 2;                         // bytes per smem row
-    constexpr int CH = D / 8;                           // 16-byte chunks per row
     constexpr int NT = KSPLIT ? 2 : BN / 8;             // 8-key n-tiles of S per warp per key tile
     constexpr int KEYS_W = NT * 8;                      // keys per warp per key tile
     constexpr int DT = D / 8;                           // 8-column n-tiles of O
@@ -127,39 +95,13 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3, mi = lane >> 3;
-    const int mtile = gridDim.x / kvHeads - 1 - blockIdx.x / kvHeads;
-    const int kvh = blockIdx.x % kvHeads;
-    const int split = blockIdx.z;
-    const int group = heads / kvHeads;
-    const int rows = tokens * group;
-    const int row0 = mtile * BM;
-    const T* __restrict__ kh = k + (size_t)kvh * headStride;
-    const T* __restrict__ vh = v + (size_t)kvh * headStride;
-
-    // Query positions of this block's rows (for the per-element mask).
-    for (int r = tid; r < BM; r += NTHREADS) {
-        int gr = row0 + r;
-        qposS[r] = gr < rows ? qpos[gr / group] : INT_MIN;
-    }
-    // Q tile -> smem, converted to T.
-    for (int i = tid; i < BM * (D / 4); i += NTHREADS) {
-        int r = i / (D / 4), c = (i % (D / 4)) * 4;
-        int gr = row0 + r;
-        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (gr < rows) {
-            int t = gr / group, h = kvh * group + gr % group;
-            x = *reinterpret_cast<const float4*>(q + ((size_t)t * heads + h) * D + c);
-        }
-        uint2 p = make_uint2(M::pack(x.x, x.y), M::pack(x.z, x.w));
-        *reinterpret_cast<uint2*>(sQp + swz<ROWB>(r, c >> 3) + (c & 7) * 2) = p;
-    }
+    const AttnBlock b(BM, ranges, tokens, heads, kvHeads, chunk);
+    const int rows = b.rows, row0 = b.row0, kBegin = b.kBegin, kEnd = b.kEnd, visAll = b.visAll;
+    const T* __restrict__ kh = k + (size_t)b.kvh * headStride;
+    const T* __restrict__ vh = v + (size_t)b.kvh * headStride;
+    load_q_tile<T, D, BM, NTHREADS>(b, q, qpos, heads, sQp, qposS, [](int r, int c) { return swz<ROWB>(r, c); });
     __syncthreads();
-
-    const int2 range = ranges[mtile];  // (keys visible to some row, keys visible to every row), from the host
-    const int kBegin = split * chunk;
-    const int kEnd = min(range.x, kBegin + chunk);
-    const int visAll = min(range.y, kEnd);
-    const int ntiles = kEnd > kBegin ? (kEnd - kBegin + BN - 1) / BN : 0;
+    const int ntiles = b.tiles(BN);
 
     const int wrow = KSPLIT ? 0 : warp * 16 * MT;  // first row of this warp in the block
     const int kw = KSPLIT ? warp * KEYS_W : 0;      // first key of this warp in a key tile
@@ -187,17 +129,8 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
     }
 
     auto load_tile = [&](int tile, int buf) {
-        const int n0 = kBegin + tile * BN;
-        for (int i = tid; i < BN * CH; i += NTHREADS) {
-            int r = i / CH, c = i % CH;
-            int key = n0 + r;
-            bool ok = key < kEnd;
-            size_t off = (ok ? (size_t)key * D : 0) + c * 8;
-            uint32_t so = buf * BN * ROWB + swz<ROWB>(r, c);
-            cp_async16(sK + so, kh + off, ok);
-            cp_async16(sV + so, vh + off, ok);
-        }
-        cp_async_commit();
+        load_kv_tile<D, BN, NTHREADS>(kh, vh, kBegin + tile * BN, kEnd, sK, sV, buf * BN * ROWB, tid,
+                                      [](int r, int c) { return swz<ROWB>(r, c); });
     };
 
     if (ntiles > 0) load_tile(0, 0);
@@ -300,10 +233,10 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
                 uint32_t a[MT][4];
 #pragma unroll
                 for (int mt = 0; mt < MT; ++mt) {
-                    a[mt][0] = M::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                    a[mt][1] = M::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                    a[mt][2] = M::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                    a[mt][3] = M::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                    a[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                    a[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                    a[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                    a[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
                 }
 #pragma unroll
                 for (int n = 0; n < DT; n += 2) {
@@ -328,8 +261,6 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
             lrow[mt][i] += __shfl_xor_sync(0xffffffffu, lrow[mt][i], 2);
         }
     }
-    const size_t outRow0 = (size_t)split * tokens * heads;
-
     if (!KSPLIT) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
@@ -337,17 +268,8 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
             for (int i = 0; i < 2; ++i) {
                 int gr = row0 + wrow + mt * 16 + g + i * 8;
                 if (gr >= rows) continue;
-                int t = gr / group, h = kvh * group + gr % group;
-                size_t orow = outRow0 + (size_t)t * heads + h;
-                float l = lrow[mt][i];
-                float inv = l > 0.f ? 1.f / l : 0.f;
-                float* op = out + orow * D;
-#pragma unroll
-                for (int n = 0; n < DT; ++n) {
-                    *reinterpret_cast<float2*>(op + n * 8 + t4 * 2) =
-                        make_float2(o[mt][n][2 * i] * inv, o[mt][n][2 * i + 1] * inv);
-                }
-                if (t4 == 0) lse[orow] = l > 0.f ? (mrow[mt][i] + __log2f(l)) * LN2 : -INFINITY;
+                store_row<D>(b, out, lse, tokens, heads, gr, lrow[mt][i], mrow[mt][i], t4,
+                             [&](int n) { return make_float2(o[mt][n][2 * i], o[mt][n][2 * i + 1]); });
             }
         }
     } else {
@@ -385,10 +307,9 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
                     acc += redO[(w * 16 + r) * D + c] * f;
                 }
             }
-            int t = gr / group, h = kvh * group + gr % group;
-            size_t orow = outRow0 + (size_t)t * heads + h;
+            size_t orow = b.outRow(gr, tokens, heads);
             out[orow * D + c] = L > 0.f ? acc / L : 0.f;
-            if (c == 0) lse[orow] = L > 0.f ? (mm + __log2f(L)) * LN2 : -INFINITY;
+            if (c == 0) lse[orow] = L > 0.f ? (mm + __log2f(L)) * ATTN_LN2 : -INFINITY;
         }
     }
 }
@@ -499,7 +420,7 @@ __device__ __forceinline__ void convert_kv(const float4* __restrict__ src, uint2
         int h = (int)(th % kvHeads);
         long long t = th / kvHeads;
         float4 x = src[i];
-        dst[((long long)h * capacity + firstSlot + t) * d4 + c] = make_uint2(Mma<T>::pack(x.x, x.y), Mma<T>::pack(x.z, x.w));
+        dst[((long long)h * capacity + firstSlot + t) * d4 + c] = make_uint2(pack2<T>(x.x, x.y), pack2<T>(x.z, x.w));
     }
 }
 

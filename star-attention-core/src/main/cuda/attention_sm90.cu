@@ -17,30 +17,16 @@
 #include <stdint.h>
 #include <climits>
 
+#include "attention_common.cuh"
+
 #define WG_BM 128
-#define WG_LN2 0.6931471805599453f
 
 namespace {
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, bool valid) {
-    int n = valid ? 16 : 0;  // src-size 0 zero-fills the 16 bytes
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(n));
-}
-
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
 
 // Byte offset of 16-byte chunk c (0 .. D/8-1) of row r in a tile of R rows: column block c / 8, 128-byte swizzle.
 template <int R>
 __device__ __forceinline__ uint32_t sw(int r, int c) {
-    return (c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+    return (c >> 3) * (R * 128) + sw128(r, c & 7);
 }
 
 // wgmma shared-memory descriptor, 128-byte swizzle: start >> 4 (bits 0-13), leading byte offset >> 4 (16-29),
@@ -95,15 +81,6 @@ __device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync
 WG_OPS(__half, ".f16")
 WG_OPS(__nv_bfloat16, ".bf16")
 
-__device__ __forceinline__ uint32_t pack(__half*, float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-}
-__device__ __forceinline__ uint32_t pack(__nv_bfloat16*, float lo, float hi) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-}
-
 // Dynamic shared memory: Q [128][D] | K [2][KN][D] | V [2][KN][D] (T) | qpos int [128] | 1024 bytes to align.
 template <typename T, int D, int KN>
 __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* __restrict__ qpos,
@@ -111,50 +88,25 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
                                         const int2* __restrict__ ranges, float* __restrict__ out,
                                         float* __restrict__ lse, int tokens, int heads, int kvHeads,
                                         long long headStride, int chunk, float scaleLog2) {
-    constexpr int CH = D / 8;              // 16-byte chunks per row
     constexpr int TILE = KN * D * 2;    // bytes of one K or V tile
     constexpr int NT = KN / 8;          // 8-key column tiles of S
     constexpr int DT = D / 8;              // 8-column tiles of O
     T* const tag = nullptr;                // selects the element type of the wgmma helpers
 
     extern __shared__ unsigned char smem[];
-    const uint32_t base = (smem_addr(smem) + 1023) & ~1023u;
-    unsigned char* const sbase = smem + (base - smem_addr(smem));
+    const uint32_t base = (smem_u32(smem) + 1023) & ~1023u;
+    unsigned char* const sbase = smem + (base - smem_u32(smem));
     const uint32_t sQ = base, sK = sQ + WG_BM * D * 2, sV = sK + 2 * TILE;
     int* qposS = reinterpret_cast<int*>(sbase + WG_BM * D * 2 + 4 * TILE);
 
     const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, warp = (tid >> 5) & 3;
     const int g = lane >> 2, t4 = lane & 3;
-    const int mtile = gridDim.x / kvHeads - 1 - blockIdx.x / kvHeads;
-    const int kvh = blockIdx.x % kvHeads;
-    const int split = blockIdx.z;
-    const int group = heads / kvHeads;
-    const int rows = tokens * group;
-    const int row0 = mtile * WG_BM;
-    const T* __restrict__ kh = k + (size_t)kvh * headStride;
-    const T* __restrict__ vh = v + (size_t)kvh * headStride;
-
-    for (int r = tid; r < WG_BM; r += 256) {
-        int gr = row0 + r;
-        qposS[r] = gr < rows ? qpos[gr / group] : INT_MIN;
-    }
-    for (int i = tid; i < WG_BM * (D / 4); i += 256) {  // Q tile -> shared memory as T
-        int r = i / (D / 4), c = (i % (D / 4)) * 4;
-        int gr = row0 + r;
-        float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (gr < rows) {
-            int t = gr / group, h = kvh * group + gr % group;
-            x = *reinterpret_cast<const float4*>(q + ((size_t)t * heads + h) * D + c);
-        }
-        uint2 p = make_uint2(pack(tag, x.x, x.y), pack(tag, x.z, x.w));
-        *reinterpret_cast<uint2*>(sbase + sw<WG_BM>(r, c >> 3) + (c & 7) * 2) = p;
-    }
-
-    const int2 range = ranges[mtile];
-    const int kBegin = split * chunk;
-    const int kEnd = min(range.x, kBegin + chunk);
-    const int visAll = min(range.y, kEnd);
-    const int ntiles = kEnd > kBegin ? (kEnd - kBegin + KN - 1) / KN : 0;
+    const AttnBlock b(WG_BM, ranges, tokens, heads, kvHeads, chunk);
+    const int rows = b.rows, row0 = b.row0, kBegin = b.kBegin, kEnd = b.kEnd, visAll = b.visAll;
+    const T* __restrict__ kh = k + (size_t)b.kvh * headStride;
+    const T* __restrict__ vh = v + (size_t)b.kvh * headStride;
+    load_q_tile<T, D, WG_BM, 256>(b, q, qpos, heads, sbase, qposS, [](int r, int c) { return sw<WG_BM>(r, c); });
+    const int ntiles = b.tiles(KN);
     const int wrow = wg * 64 + warp * 16;      // first row of this warp in the block
     const bool active = row0 + wg * 64 < rows;  // per warpgroup: wgmma needs all four warps
 
@@ -164,17 +116,8 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
     for (int i = 0; i < DT * 4; ++i) o[i] = 0.f;
 
     auto load_tile = [&](int tile, int buf) {
-        const int n0 = kBegin + tile * KN;
-        for (int i = tid; i < KN * CH; i += 256) {
-            int r = i / CH, c = i % CH;
-            int key = n0 + r;
-            bool ok = key < kEnd;
-            size_t off = (ok ? (size_t)key * D : 0) + c * 8;
-            uint32_t so = buf * TILE + sw<KN>(r, c);
-            cp_async16(sK + so, kh + off, ok);
-            cp_async16(sV + so, vh + off, ok);
-        }
-        asm volatile("cp.async.commit_group;\n" ::);
+        load_kv_tile<D, KN, 256>(kh, vh, kBegin + tile * KN, kEnd, sK, sV, buf * TILE, tid,
+                                 [](int r, int c) { return sw<KN>(r, c); });
     };
 
     if (ntiles > 0) load_tile(0, 0);
@@ -182,9 +125,9 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
         const int buf = it & 1;
         if (it + 1 < ntiles) {
             load_tile(it + 1, buf ^ 1);
-            asm volatile("cp.async.wait_group 1;\n" ::);
+            cp_async_wait<1>();
         } else {
-            asm volatile("cp.async.wait_group 0;\n" ::);
+            cp_async_wait<0>();
         }
         // the copies (and the Q tile's stores) must be visible to wgmma, which reads through the async proxy
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -240,8 +183,8 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
                 float p2 = ex2(s[j * 4 + 2] - mu[1]), p3 = ex2(s[j * 4 + 3] - mu[1]);
                 rs[0] += p0 + p1;
                 rs[1] += p2 + p3;
-                p[j >> 1][(j & 1) * 2] = pack(tag, p0, p1);
-                p[j >> 1][(j & 1) * 2 + 1] = pack(tag, p2, p3);
+                p[j >> 1][(j & 1) * 2] = pack2<T>(p0, p1);
+                p[j >> 1][(j & 1) * 2 + 1] = pack2<T>(p2, p3);
             }
             lrow[0] = lrow[0] * alpha[0] + rs[0];
             lrow[1] = lrow[1] * alpha[1] + rs[1];
@@ -263,23 +206,14 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
         __syncthreads();
     }
 
-    const size_t outRow0 = (size_t)split * tokens * heads;
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 1);
         lrow[i] += __shfl_xor_sync(0xffffffffu, lrow[i], 2);
         int gr = row0 + wrow + g + i * 8;
         if (gr >= rows) continue;
-        int t = gr / group, h = kvh * group + gr % group;
-        size_t orow = outRow0 + (size_t)t * heads + h;
-        float l = lrow[i];
-        float inv = l > 0.f ? 1.f / l : 0.f;
-        float* op = out + orow * D;
-#pragma unroll
-        for (int n = 0; n < DT; ++n) {
-            *reinterpret_cast<float2*>(op + n * 8 + t4 * 2) = make_float2(o[n * 4 + 2 * i] * inv, o[n * 4 + 2 * i + 1] * inv);
-        }
-        if (t4 == 0) lse[orow] = l > 0.f ? (mrow[i] + __log2f(l)) * WG_LN2 : -INFINITY;
+        store_row<D>(b, out, lse, tokens, heads, gr, lrow[i], mrow[i], t4,
+                     [&](int n) { return make_float2(o[n * 4 + 2 * i], o[n * 4 + 2 * i + 1]); });
     }
 }
 

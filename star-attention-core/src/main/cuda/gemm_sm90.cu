@@ -16,6 +16,8 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include "common.cuh"
+
 #define G9_BM 128
 #define G9_BN 256
 #define G9_BK 64
@@ -29,15 +31,6 @@
 #define G9_SMEM (G9_STAGES * G9_STAGE_BYTES + 1024)
 
 namespace {
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, bool valid) {
-    int n = valid ? 16 : 0;  // src-size 0 zero-fills the 16 bytes
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(n));
-}
 
 // wgmma shared-memory matrix descriptor: start address >> 4 (bits 0-13), leading byte offset >> 4 (16-29; unused by
 // swizzled K-major layouts: 1), stride byte offset >> 4 (32-45: 1024 bytes between groups of 8 rows), layout type
@@ -71,7 +64,7 @@ gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restr
                int N, int K, int accumulate) {
     constexpr int NSUB = G9_BN / 128;
     extern __shared__ unsigned char smem[];
-    const uint32_t base = (smem_addr(smem) + 1023) & ~1023u;
+    const uint32_t base = (smem_u32(smem) + 1023) & ~1023u;
     const int tid = threadIdx.x;
     const int wg = tid >> 7;  // warpgroup: rows wg * 64 .. +63 of the tile
     const int m0 = blockIdx.x * G9_BM;
@@ -86,18 +79,14 @@ gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restr
 #pragma unroll
         for (int i = 0; i < G9_BM * 8 / 256; i++) {
             int c = tid + i * 256;
-            int r = c >> 3;
-            int ch = c & 7;
-            int gm = m0 + r;
-            cp_async16(sa + r * 128 + ((ch ^ (r & 7)) << 4), A + (size_t)(gm < M ? gm : 0) * K + k0 + ch * 8, gm < M);
+            int gm = m0 + (c >> 3);
+            cp_async16(sa + sw128(c >> 3, c & 7), A + (size_t)(gm < M ? gm : 0) * K + k0 + (c & 7) * 8, gm < M);
         }
 #pragma unroll
         for (int i = 0; i < G9_BN * 8 / 256; i++) {
             int c = tid + i * 256;
-            int r = c >> 3;
-            int ch = c & 7;
-            int gn = n0 + r;
-            cp_async16(sb + r * 128 + ((ch ^ (r & 7)) << 4), W + (size_t)(gn < N ? gn : 0) * K + k0 + ch * 8, gn < N);
+            int gn = n0 + (c >> 3);
+            cp_async16(sb + sw128(c >> 3, c & 7), W + (size_t)(gn < N ? gn : 0) * K + k0 + (c & 7) * 8, gn < N);
         }
     };
 
@@ -110,12 +99,12 @@ gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restr
 #pragma unroll
     for (int s = 0; s < G9_PREFETCH; s++) {
         if (s < ktiles) load(s, s);
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
     }
 
     for (int kt = 0; kt < ktiles; kt++) {
         // tile kt has landed for every thread; make the copies visible to wgmma (the async proxy)
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(G9_PREFETCH - 1));
+        cp_async_wait<G9_PREFETCH - 1>();
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         __syncthreads();
         const int stage = kt % G9_STAGES;
@@ -133,7 +122,7 @@ gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restr
         // the stage of tile kt - G9_INFLIGHT is free: every warpgroup waited for it before this iteration's barrier
         int next = kt + G9_PREFETCH;
         if (next < ktiles) load(next % G9_STAGES, next);
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
         asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(G9_INFLIGHT - 1) : "memory");
 #pragma unroll
         for (int s = 0; s < NSUB; s++) keep(acc[s]);
@@ -141,7 +130,7 @@ gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restr
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #pragma unroll
     for (int s = 0; s < NSUB; s++) keep(acc[s]);
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    cp_async_wait<0>();
 
     // accumulator element 4j + e of warp w, lane l: row 16w + l/4 (+8 for e >= 2), column 8j + 2(l%4) + e%2
     const int lane = tid & 31;
@@ -156,20 +145,7 @@ gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restr
 #pragma unroll
             for (int j = 0; j < 16; j++) {
                 const int gn = n0 + s * 128 + j * 8 + (lane & 3) * 2;
-                float v0 = acc[s][j * 4 + half * 2];
-                float v1 = acc[s][j * 4 + half * 2 + 1];
-                if (gn + 1 < N && (N & 1) == 0) {
-                    float2* p = reinterpret_cast<float2*>(crow + gn);
-                    if (accumulate) {
-                        float2 old = *p;
-                        v0 += old.x;
-                        v1 += old.y;
-                    }
-                    *p = make_float2(v0, v1);
-                } else {
-                    if (gn < N) crow[gn] = accumulate ? crow[gn] + v0 : v0;
-                    if (gn + 1 < N) crow[gn + 1] = accumulate ? crow[gn + 1] + v1 : v1;
-                }
+                store_c2(crow, gn, N, acc[s][j * 4 + half * 2], acc[s][j * 4 + half * 2 + 1], accumulate);
             }
         }
     }

@@ -25,29 +25,12 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "common.cuh"
+
 #define GEMV_ROWS 8
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t saddr, const void* g, bool valid) {
-    int n = valid ? 16 : 0;  // src-size 0 zero-fills the 16 bytes
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(g), "r"(n));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
 
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -236,20 +219,7 @@ __device__ __forceinline__ void gemm_bf16_tile(const __nv_bfloat16* __restrict__
 #pragma unroll
             for (int j = 0; j < NT; j++) {
                 int gn = n0 + wn * WN + j * 8 + (lane & 3) * 2;
-                float v0 = acc[i][j][half * 2];
-                float v1 = acc[i][j][half * 2 + 1];
-                if (gn + 1 < N && (N & 1) == 0) {
-                    float2* p = reinterpret_cast<float2*>(crow + gn);
-                    if (accumulate) {
-                        float2 old = *p;
-                        v0 += old.x;
-                        v1 += old.y;
-                    }
-                    *p = make_float2(v0, v1);
-                } else {
-                    if (gn < N) crow[gn] = accumulate ? crow[gn] + v0 : v0;
-                    if (gn + 1 < N) crow[gn + 1] = accumulate ? crow[gn + 1] + v1 : v1;
-                }
+                store_c2(crow, gn, N, acc[i][j][half * 2], acc[i][j][half * 2 + 1], accumulate);
             }
         }
     }

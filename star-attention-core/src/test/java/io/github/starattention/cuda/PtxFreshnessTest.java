@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Runs without a GPU: every {@code src/main/cuda/*.cu} has a committed PTX whose header records the SHA-256 of the
- * current source (carriage returns removed), i.e. {@code build-ptx.sh} was run after the last kernel change, and
+ * current source followed by the headers it includes (carriage returns removed), i.e. {@code build-ptx.sh} was run
+ * after the last kernel change, and
  * targets the architecture the source names ({@code // ptx-arch:}, else compute_80).
  */
 class PtxFreshnessTest {
@@ -26,6 +27,8 @@ class PtxFreshnessTest {
     private static final Path CUDA_SOURCES = Path.of("src/main/cuda");
     /** A source's first line may name its PTX architecture (build-ptx.sh); compute_80 otherwise. */
     private static final Pattern ARCH = Pattern.compile("// ptx-arch: compute_([0-9a-z]+)\r?\n");
+    /** The headers of this folder a source includes, hashed after it (build-ptx.sh). */
+    private static final Pattern INCLUDE = Pattern.compile("^#include \"([^\"]+)\"\r?$", Pattern.MULTILINE);
     private static final Pattern SHA = Pattern.compile("^// source-sha256: ([0-9a-f]{64})$", Pattern.MULTILINE);
 
     @Test
@@ -45,14 +48,19 @@ class PtxFreshnessTest {
             }
             Matcher m = SHA.matcher(header);
             assertThat(m.find()).as("%s has a '// source-sha256:' header line", resource).isTrue();
-            byte[] src = Files.readAllBytes(cu);
-            byte[] noCr = new String(src, StandardCharsets.ISO_8859_1).replace("\r", "")
-                    .getBytes(StandardCharsets.ISO_8859_1);
+            String src = Files.readString(cu, StandardCharsets.ISO_8859_1);
+            StringBuilder hashed = new StringBuilder(src);
+            Matcher include = INCLUDE.matcher(src);
+            while (include.find()) {
+                hashed.append(Files.readString(CUDA_SOURCES.resolve(include.group(1)), StandardCharsets.ISO_8859_1));
+            }
+            byte[] noCr = hashed.toString().replace("\r", "").getBytes(StandardCharsets.ISO_8859_1);
             String actual = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(noCr));
             assertThat(m.group(1))
-                    .as("%s is stale: %s changed; regenerate with star-attention-core/src/main/cuda/build-ptx.sh", resource, cu)
+                    .as("%s is stale: %s or a header it includes changed; regenerate with "
+                            + "star-attention-core/src/main/cuda/build-ptx.sh", resource, cu)
                     .isEqualTo(actual);
-            Matcher arch = ARCH.matcher(new String(src, StandardCharsets.ISO_8859_1));
+            Matcher arch = ARCH.matcher(src);
             String target = arch.lookingAt() ? "sm_" + arch.group(1) : "sm_80";
             assertThat(header).as("%s targets %s PTX", resource, target).contains(".target " + target + "\n");
         }

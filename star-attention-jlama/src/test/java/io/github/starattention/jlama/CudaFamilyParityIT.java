@@ -139,8 +139,8 @@ class CudaFamilyParityIT {
             PromptSplit split = model.split(prompt.get("system").asText(), prompt.get("user").asText());
             int[] ctx = split.contextTokens();
             assertThat(ctx.length).as("%s context tokens", family).isGreaterThan(7);
-            float[] whole = gpuLogits(model, ctx, split.queryTokens(), CudaDecoder.DEFAULT_MLP_ROWS);
-            float[] sliced = gpuLogits(model, ctx, split.queryTokens(), 7);
+            float[] whole = gpuLogits(model, ctx, split.queryTokens(), Mode.GLOBAL, 0);
+            float[] sliced = gpuLogits(model, ctx, split.queryTokens(), Mode.GLOBAL, 0, 7);
             double worst = 0;
             for (int i = 0; i < whole.length; i++) {
                 worst = Math.max(worst, Math.abs(sliced[i] - whole[i]));
@@ -151,27 +151,18 @@ class CudaFamilyParityIT {
         }
     }
 
-    private static float[] gpuLogits(StarAttentionModel model, int[] ctx, int[] query, int mlpRows) {
-        try (CudaAttentionKernel kernel = new CudaAttentionKernel(0, KvDtype.FP16);
-             CudaDecoder gpu = CudaDecoder.upload(model.decoder(), kernel, mlpRows);
-             ContextEncoder encoder = new ContextEncoder(gpu, kernel, CudaDecoder.DEFAULT_CHUNK)) {
-            BlockPlan plan = BlockPlan.global(ctx.length);
-            KvStore store = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { }).getFirst();
-            try {
-                return encoder.append(query, ContextEncoder.range(ctx.length, ctx.length + query.length), store,
-                        List.of(), null, Logits.Want.ALL, n -> { }).values();
-            } finally {
-                store.close();
-            }
-        }
-    }
-
     /** Logits after the query with the whole model on GPU 0 (phase 1 over the plan's blocks, phase 2 over all). */
     private static float[] gpuLogits(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block) {
+        return gpuLogits(model, ctx, query, mode, block, CudaDecoder.DEFAULT_MLP_ROWS);
+    }
+
+    private static float[] gpuLogits(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block,
+                                     int mlpRows) {
         BlockPlan plan = mode == Mode.GLOBAL ? BlockPlan.global(ctx.length)
                 : BlockPlan.builder(ctx.length).blockSize(block).anchorSize(block).build();
         try (CudaAttentionKernel kernel = new CudaAttentionKernel(0, KvDtype.FP16);
-             ContextEncoder encoder = ContextEncoder.open(model.decoder(), kernel)) {
+             CudaDecoder gpu = CudaDecoder.upload(model.decoder(), kernel, mlpRows);
+             ContextEncoder encoder = new ContextEncoder(gpu, kernel, CudaDecoder.DEFAULT_CHUNK)) {
             assertThat(encoder.passName()).isEqualTo(kernel.name());
             List<KvStore> stores = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { });
             try {
