@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Packs what a run on the GPU machine needs (it has no Java, no Maven, no network): a small Java runtime (jlink,
-# stripped) and the runtime jars, as one xz tarball split into parts that each fit one device call next to the
-# working tree (the tracked tree is ~49 MiB of the 64 MiB a call may carry). With --gpu it adds the CUDA driver
-# binding's native library (only libJCudaDriver: the other JCuda libraries need CUDA 12 toolkits the machine lacks),
-# the core and jlama test classes and JUnit, for tools/device/run.sh gpu-tests.
+# stripped) and the runtime jars, as one xz tarball split into parts (PART_MB, at most 10) that each fit one device
+# call next to the working tree (the tracked tree is ~50 MiB of the 64 MiB a call may carry). With --gpu it adds the
+# CUDA driver binding's native library (only libJCudaDriver: the other JCuda libraries need CUDA 12 toolkits the
+# machine lacks), the core and jlama test classes and JUnit, for tools/device/run.sh gpu-tests.
 #
 #   mvn -q -B -o -pl star-attention-cli -am package -DskipTests        # jars and star-attention-cli/target/lib
 #   mvn -q -B -o -pl star-attention-core,star-attention-jlama test-compile  # only for --gpu (GPU tests)
@@ -16,7 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JDK=${JDK:-/usr/lib/jvm/temurin-25-jdk-amd64}
-PART_MB=${PART_MB:-14}
+PART_MB=${PART_MB:-11}
 MODULES=java.base,java.logging,java.management,java.naming,java.sql,java.xml,jdk.crypto.ec,jdk.incubator.vector,jdk.unsupported,jdk.management,jdk.jfr,java.desktop
 gpu=false
 cluster=true
