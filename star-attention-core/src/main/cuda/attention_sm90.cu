@@ -18,6 +18,7 @@
 #include <climits>
 
 #include "attention_common.cuh"
+#include "wgmma.cuh"
 
 #define WG_BM 128
 
@@ -29,57 +30,6 @@ __device__ __forceinline__ uint32_t sw(int r, int c) {
     return (c >> 3) * (R * 128) + sw128(r, c & 7);
 }
 
-// wgmma shared-memory descriptor, 128-byte swizzle: start >> 4 (bits 0-13), leading byte offset >> 4 (16-29),
-// stride byte offset >> 4 (32-45), layout 1 (62-63). K-major operands: stride = 1024 bytes between groups of 8 rows,
-// leading unused. The transposed V: stride = 1024 bytes between groups of 8 keys, leading = between column blocks.
-__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t leading) {
-    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(leading >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
-           ((uint64_t)1 << 62);
-}
-
-template <int N>
-__device__ __forceinline__ void keep(float (&d)[N]) {  // orders the accumulators around asynchronous wgmma
-#pragma unroll
-    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-
-__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-
-#define D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
-#define D16(i) D4(i), D4(i + 4), D4(i + 8), D4(i + 12)
-
-// The three products for element type T (".f16" / ".bf16"): S (+)= Q K^T over 16 of the head dim; O += P V over 16
-// keys for D = 64 and 128.
-#define WG_OPS(T, TS)                                                                                                  \
-    __device__ __forceinline__ void wg_qk(T*, float (&d)[64], uint64_t a, uint64_t b, int accumulate) {                \
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                     \
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32" TS TS " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n" \
-                     : D16(0), D16(16), D16(32), D16(48)                                                               \
-                     : "l"(a), "l"(b), "r"(accumulate));                                                               \
-    }                                                                                                                  \
-    __device__ __forceinline__ void wg_qk(T*, float (&d)[32], uint64_t a, uint64_t b, int accumulate) {                \
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                     \
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32" TS TS " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
-                     : D16(0), D16(16)                                                                                 \
-                     : "l"(a), "l"(b), "r"(accumulate));                                                               \
-    }                                                                                                                  \
-    __device__ __forceinline__ void wg_pv(T*, float (&d)[32], const uint32_t (&a)[4], uint64_t b) {                    \
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32" TS TS                                                \
-                     " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"                                          \
-                     : D16(0), D16(16)                                                                                 \
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                            \
-    }                                                                                                                  \
-    __device__ __forceinline__ void wg_pv(T*, float (&d)[64], const uint32_t (&a)[4], uint64_t b) {                    \
-        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32" TS TS                                               \
-                     " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"                                          \
-                     : D16(0), D16(16), D16(32), D16(48)                                                               \
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));                                            \
-    }
-
-WG_OPS(__half, ".f16")
-WG_OPS(__nv_bfloat16, ".bf16")
 
 // Dynamic shared memory: Q [128][D] | K [2][KN][D] | V [2][KN][D] (T) | qpos int [128] | 1024 bytes to align.
 template <typename T, int D, int KN>
@@ -136,15 +86,15 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
         if (active) {
             const uint32_t kb = sK + buf * TILE, vb = sV + buf * TILE;
             float s[NT * 4];
-            wg_fence();
+            wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
                 const uint32_t col = (kk & 3) * 32;  // the 16 columns inside a 128-byte row
-                wg_qk(tag, s, desc(sQ + (kk >> 2) * (WG_BM * 128) + wg * 64 * 128 + col, 16),
-                      desc(kb + (kk >> 2) * (KN * 128) + col, 16), kk > 0);
+                wgmma_ss(tag, s, wgmma_desc(sQ + (kk >> 2) * (WG_BM * 128) + wg * 64 * 128 + col, 16),
+                      wgmma_desc(kb + (kk >> 2) * (KN * 128) + col, 16), kk > 0);
             }
-            wg_commit();
-            wg_wait0();
+            wgmma_commit();
+            wgmma_wait<0>();
             keep(s);
             // scale (to base 2) and mask: element 4j + e is row wrow + g (+8 for e >= 2), key n0 + 8j + 2 t4 + e % 2
             if (n0 + KN > visAll) {
@@ -196,11 +146,11 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
                 o[n * 4 + 3] *= alpha[1];
             }
             keep(o);
-            wg_fence();
+            wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < KN / 16; ++kk) wg_pv(tag, o, p[kk], desc(vb + kk * 16 * 128, KN * 128));
-            wg_commit();
-            wg_wait0();
+            for (int kk = 0; kk < KN / 16; ++kk) wgmma_rs_tb(tag, o, p[kk], wgmma_desc(vb + kk * 16 * 128, KN * 128));
+            wgmma_commit();
+            wgmma_wait<0>();
             keep(o);
         }
         __syncthreads();

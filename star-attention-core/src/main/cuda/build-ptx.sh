@@ -4,19 +4,29 @@
 # Needs nvcc (CUDA 12.x or 13.x): NVCC=/path/to/nvcc build-ptx.sh, or `mvn -Pptx -pl star-attention-core
 # generate-resources`. The PTX targets compute_80 (A100, H100, ... JIT-compiled by the driver at load time; PTX ISA
 # 9.0 from nvcc 13 needs driver r580+), or the architecture a source names in a first line `// ptx-arch: compute_XX`
-# (gemm_sm90.cu: compute_90a, Hopper only). Each PTX starts with the SHA-256 of its source followed by the headers it
-# includes with #include "..." (CR characters removed) so that PtxFreshnessTest fails when a .cu or a header changes
-# without this script being run.
+# (gemm_sm90.cu: compute_90a, Hopper only). Each PTX starts with the SHA-256 of its source followed, depth-first and
+# each once, by the headers it includes with #include "..." and theirs (CR characters removed) so that PtxFreshnessTest
+# fails when a .cu or a header changes without this script being run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/../resources/io/github/starattention/cuda"
 NVCC=${NVCC:-nvcc}
 mkdir -p "$out"
+
+# $1 (a file of this folder), then every header it includes with #include "...", depth-first, each once
+seen=" "
+with_includes() {
+  case "$seen" in *" $1 "*) return ;; esac
+  seen="$seen$1 "
+  cat "$here/$1"
+  local h
+  for h in $(sed -n 's|^#include "\(.*\)"|\1|p' "$here/$1"); do with_includes "$h"; done
+}
 version=$("$NVCC" --version | grep -o 'release [0-9.]*, V[0-9.]*' || true)
 for cu in "$here"/*.cu; do
   name=$(basename "$cu" .cu)
-  sha=$( { cat "$cu"; sed -n 's|^#include "\(.*\)"|\1|p' "$cu" | while read -r h; do cat "$here/$h"; done; } \
-    | tr -d '\r' | sha256sum | cut -d' ' -f1)
+  seen=" "
+  sha=$(with_includes "$name.cu" | tr -d '\r' | sha256sum | cut -d' ' -f1)
   arch=$(sed -n '1s|^// ptx-arch: \(compute_[0-9a-z]*\)$|\1|p' "$cu")
   FLAGS="-ptx -arch=${arch:-compute_80} -O3 -std=c++17"
   tmp=$(mktemp)

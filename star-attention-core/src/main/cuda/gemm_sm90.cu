@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common.cuh"
+#include "wgmma.cuh"
 
 #define G9_BM 128
 #define G9_BN 256
@@ -30,39 +31,12 @@
 // CudaLayers.GEMM_SM90_SMEM: the stages plus 1024 bytes to align them
 #define G9_SMEM (G9_STAGES * G9_STAGE_BYTES + 1024)
 
-namespace {
-
-// wgmma shared-memory matrix descriptor: start address >> 4 (bits 0-13), leading byte offset >> 4 (16-29; unused by
-// swizzled K-major layouts: 1), stride byte offset >> 4 (32-45: 1024 bytes between groups of 8 rows), layout type
-// (62-63: 1 = 128-byte swizzle)
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t addr) {
-    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) | ((uint64_t)1 << 62);
-}
-
-__device__ __forceinline__ void keep(float (&d)[64]) {  // orders the accumulators around asynchronous wgmma
-#pragma unroll
-    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-
-#define D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
-#define D16(i) D4(i), D4(i + 4), D4(i + 8), D4(i + 12)
-
-// d[64 x 128] += a[64 x 16] . b[128 x 16]^T, both K-major in shared memory
-__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t a, uint64_t b) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-        : D16(0), D16(16), D16(32), D16(48)
-        : "l"(a), "l"(b));
-}
-
-}  // namespace
 
 extern "C" __global__ void __launch_bounds__(256, 1)
 gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ W, float* __restrict__ C, int M,
                int N, int K, int accumulate) {
     constexpr int NSUB = G9_BN / 128;
+    __nv_bfloat16* const tag = nullptr;  // selects the bf16 wgmma
     extern __shared__ unsigned char smem[];
     const uint32_t base = (smem_u32(smem) + 1023) & ~1023u;
     const int tid = threadIdx.x;
@@ -112,22 +86,23 @@ gemm_bf16_sm90(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restr
         const uint32_t sb = base + stage * G9_STAGE_BYTES + G9_A_BYTES;
 #pragma unroll
         for (int s = 0; s < NSUB; s++) keep(acc[s]);
-        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+        wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < G9_BK / 16; kk++)
 #pragma unroll
             for (int s = 0; s < NSUB; s++)
-                wgmma_m64n128k16(acc[s], sw128_desc(sa + kk * 32), sw128_desc(sb + s * 128 * 128 + kk * 32));
-        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+                wgmma_ss(tag, acc[s], wgmma_desc(sa + kk * 32, 16), wgmma_desc(sb + s * 128 * 128 + kk * 32, 16),
+                         1);
+        wgmma_commit();
         // the stage of tile kt - G9_INFLIGHT is free: every warpgroup waited for it before this iteration's barrier
         int next = kt + G9_PREFETCH;
         if (next < ktiles) load(next % G9_STAGES, next);
         cp_async_commit();
-        asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(G9_INFLIGHT - 1) : "memory");
+        wgmma_wait<G9_INFLIGHT - 1>();
 #pragma unroll
         for (int s = 0; s < NSUB; s++) keep(acc[s]);
     }
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    wgmma_wait<0>();
 #pragma unroll
     for (int s = 0; s < NSUB; s++) keep(acc[s]);
     cp_async_wait<0>();

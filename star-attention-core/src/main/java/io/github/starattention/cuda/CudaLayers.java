@@ -66,7 +66,7 @@ public final class CudaLayers {
             throw new IllegalArgumentException(what + " is " + type + "; the GPU layers take F32 or BF16 weights");
         }
         long n = (long) m.rows() * m.cols();
-        int elementBytes = type == WeightType.F32 ? Float.BYTES : 2;
+        int elementBytes = elementBytes(type);
         DeviceArray a = allocate(what).ensure(n * elementBytes);
         try {
             float[] f = type == WeightType.F32 ? new float[(int) Math.min(n, UPLOAD_ELEMENTS)] : null;
@@ -129,14 +129,15 @@ public final class CudaLayers {
         int n = w.rows();
         int k = w.cols();
         Supplier<String> shapes = () -> tokens + " x " + k + " times " + w;
-        CUdeviceptr a = x.at((long) firstRow * k * (w.type() == WeightType.BF16 ? 2 : Float.BYTES));
+        CUdeviceptr a = x.at((long) firstRow * k * elementBytes(w.type()));
         int acc = accumulate ? 1 : 0;
         String kernel = productKernel(w.type(), tokens, k);
         switch (kernel) {
             case "gemv_bf16", "gemv_f32" -> {
-                if (k % (w.type() == WeightType.BF16 ? 8 : 4) != 0) {
+                boolean bf16 = w.type() == WeightType.BF16;
+                if (k % (bf16 ? 8 : 4) != 0) {
                     throw new UnsupportedOperationException("the GPU matrix-vector kernel needs a multiple of "
-                            + (w.type() == WeightType.BF16 ? 8 : 4) + " columns: " + w);
+                            + (bf16 ? 8 : 4) + " columns: " + w);
                 }
                 launch(kernel, (n + 7) / 8, 256, 0, shapes, a, w.data.ptr(), out.ptr(), tokens, n, k, acc);
             }
@@ -206,9 +207,21 @@ public final class CudaLayers {
     /** {@link #swiglu(DeviceArray, int, int, DeviceArray, WeightType)} into rows {@code firstRow..} of {@code h}. */
     public void swiglu(DeviceArray gateUp, int tokens, int ffn, DeviceArray h, int firstRow, WeightType type) {
         long total = (long) tokens * ffn;
-        long offset = (long) firstRow * ffn * (type == WeightType.F32 ? Float.BYTES : 2);
+        long offset = (long) firstRow * ffn * elementBytes(type);
         launch(type == WeightType.F32 ? "swiglu_f32" : "swiglu_bf16", grid(total), 256, 0, () -> tokens + " x " + ffn,
                 gateUp.ptr(), h.at(offset), total, ffn);
+    }
+
+    /**
+     * Bytes of one element stored as {@code type} on the GPU: weights, and the activations a product reads (4 for
+     * F32, 2 for BF16; the kernels read no quantized type).
+     */
+    public static int elementBytes(WeightType type) {
+        return switch (type) {
+            case F32 -> Float.BYTES;
+            case BF16 -> 2;
+            default -> throw new IllegalArgumentException("the GPU kernels read F32 or BF16, not " + type);
+        };
     }
 
     /** Waits for the work queued on the device; a kernel fault is reported with {@code what}. */

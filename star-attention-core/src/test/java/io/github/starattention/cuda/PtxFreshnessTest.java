@@ -9,8 +9,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -18,16 +20,16 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Runs without a GPU: every {@code src/main/cuda/*.cu} has a committed PTX whose header records the SHA-256 of the
- * current source followed by the headers it includes (carriage returns removed), i.e. {@code build-ptx.sh} was run
- * after the last kernel change, and
- * targets the architecture the source names ({@code // ptx-arch:}, else compute_80).
+ * current source followed by the headers it includes, theirs included (carriage returns removed), i.e. {@code
+ * build-ptx.sh} was run after the last kernel change, and targets the architecture the source names ({@code //
+ * ptx-arch:}, else compute_80).
  */
 class PtxFreshnessTest {
 
     private static final Path CUDA_SOURCES = Path.of("src/main/cuda");
     /** A source's first line may name its PTX architecture (build-ptx.sh); compute_80 otherwise. */
     private static final Pattern ARCH = Pattern.compile("// ptx-arch: compute_([0-9a-z]+)\r?\n");
-    /** The headers of this folder a source includes, hashed after it (build-ptx.sh). */
+    /** The headers of this folder a file includes, hashed after it (build-ptx.sh). */
     private static final Pattern INCLUDE = Pattern.compile("^#include \"([^\"]+)\"\r?$", Pattern.MULTILINE);
     private static final Pattern SHA = Pattern.compile("^// source-sha256: ([0-9a-f]{64})$", Pattern.MULTILINE);
 
@@ -49,11 +51,8 @@ class PtxFreshnessTest {
             Matcher m = SHA.matcher(header);
             assertThat(m.find()).as("%s has a '// source-sha256:' header line", resource).isTrue();
             String src = Files.readString(cu, StandardCharsets.ISO_8859_1);
-            StringBuilder hashed = new StringBuilder(src);
-            Matcher include = INCLUDE.matcher(src);
-            while (include.find()) {
-                hashed.append(Files.readString(CUDA_SOURCES.resolve(include.group(1)), StandardCharsets.ISO_8859_1));
-            }
+            StringBuilder hashed = new StringBuilder();
+            appendWithIncludes(cu.getFileName().toString(), new HashSet<>(), hashed);
             byte[] noCr = hashed.toString().replace("\r", "").getBytes(StandardCharsets.ISO_8859_1);
             String actual = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(noCr));
             assertThat(m.group(1))
@@ -63,6 +62,19 @@ class PtxFreshnessTest {
             Matcher arch = ARCH.matcher(src);
             String target = arch.lookingAt() ? "sm_" + arch.group(1) : "sm_80";
             assertThat(header).as("%s targets %s PTX", resource, target).contains(".target " + target + "\n");
+        }
+    }
+
+    /** {@code file}, then every header it includes, depth-first and each once: what build-ptx.sh hashes. */
+    private static void appendWithIncludes(String file, Set<String> seen, StringBuilder out) throws IOException {
+        if (!seen.add(file)) {
+            return;
+        }
+        String text = Files.readString(CUDA_SOURCES.resolve(file), StandardCharsets.ISO_8859_1);
+        out.append(text);
+        Matcher include = INCLUDE.matcher(text);
+        while (include.find()) {
+            appendWithIncludes(include.group(1), seen, out);
         }
     }
 

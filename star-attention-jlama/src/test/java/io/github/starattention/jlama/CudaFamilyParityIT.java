@@ -108,10 +108,7 @@ class CudaFamilyParityIT {
             int[] query = split.queryTokens();
             float[] gpu = gpuLogits(model, ctx, query, Mode.GLOBAL, 0);
             float[] cpu = FamilyParityIT.firstLogits(model, ctx, query, Mode.GLOBAL, 0);
-            double worst = 0;
-            for (int i = 0; i < cpu.length; i++) {
-                worst = Math.max(worst, Math.abs(gpu[i] - cpu[i]));
-            }
+            double worst = maxAbsDifference(gpu, cpu);
             int gpuTop = Logits.of(gpu).argmax();
             int cpuTop = Logits.of(cpu).argmax();
             int[] tokens = greedy(model, ctx, query, Mode.GLOBAL, 0, Device.CUDA);
@@ -140,11 +137,8 @@ class CudaFamilyParityIT {
             int[] ctx = split.contextTokens();
             assertThat(ctx.length).as("%s context tokens", family).isGreaterThan(7);
             float[] whole = gpuLogits(model, ctx, split.queryTokens(), Mode.GLOBAL, 0);
-            float[] sliced = gpuLogits(model, ctx, split.queryTokens(), Mode.GLOBAL, 0, 7);
-            double worst = 0;
-            for (int i = 0; i < whole.length; i++) {
-                worst = Math.max(worst, Math.abs(sliced[i] - whole[i]));
-            }
+            float[] sliced = gpuLogitsMlpSlices(model, ctx, split.queryTokens(), 7);
+            double worst = maxAbsDifference(sliced, whole);
             System.out.printf("%s fp32, MLP in slices of 7 tokens: max |logit - one slice's| %.2e%n", family, worst);
             assertThat(worst).as("%s max |sliced - whole| logit", family).isLessThanOrEqualTo(1e-3);
             assertThat(Logits.of(sliced).argmax()).isEqualTo(Logits.of(whole).argmax());
@@ -153,26 +147,41 @@ class CudaFamilyParityIT {
 
     /** Logits after the query with the whole model on GPU 0 (phase 1 over the plan's blocks, phase 2 over all). */
     private static float[] gpuLogits(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block) {
-        return gpuLogits(model, ctx, query, mode, block, CudaDecoder.DEFAULT_MLP_ROWS);
-    }
-
-    private static float[] gpuLogits(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block,
-                                     int mlpRows) {
         BlockPlan plan = mode == Mode.GLOBAL ? BlockPlan.global(ctx.length)
                 : BlockPlan.builder(ctx.length).blockSize(block).anchorSize(block).build();
         try (CudaAttentionKernel kernel = new CudaAttentionKernel(0, KvDtype.FP16);
+             ContextEncoder encoder = ContextEncoder.open(model.decoder(), kernel)) {
+            assertThat(encoder.passName()).isEqualTo(kernel.name());
+            return logitsAfter(encoder, plan, ctx, query);
+        }
+    }
+
+    /** {@link #gpuLogits} of global attention with the MLP's gate/up projection {@code mlpRows} tokens at a time. */
+    private static float[] gpuLogitsMlpSlices(StarAttentionModel model, int[] ctx, int[] query, int mlpRows) {
+        try (CudaAttentionKernel kernel = new CudaAttentionKernel(0, KvDtype.FP16);
              CudaDecoder gpu = CudaDecoder.upload(model.decoder(), kernel, mlpRows);
              ContextEncoder encoder = new ContextEncoder(gpu, kernel, CudaDecoder.DEFAULT_CHUNK)) {
-            assertThat(encoder.passName()).isEqualTo(kernel.name());
-            List<KvStore> stores = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { });
-            try {
-                return encoder.append(query, ContextEncoder.range(ctx.length, ctx.length + query.length),
-                        stores.getLast(), stores.subList(0, stores.size() - 1), null, Logits.Want.ALL, n -> { })
-                        .values();
-            } finally {
-                stores.forEach(KvStore::close);
-            }
+            return logitsAfter(encoder, BlockPlan.global(ctx.length), ctx, query);
         }
+    }
+
+    private static float[] logitsAfter(ContextEncoder encoder, BlockPlan plan, int[] ctx, int[] query) {
+        List<KvStore> stores = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { });
+        try {
+            return encoder.append(query, ContextEncoder.range(ctx.length, ctx.length + query.length), stores.getLast(),
+                    stores.subList(0, stores.size() - 1), null, Logits.Want.ALL, n -> { }).values();
+        } finally {
+            stores.forEach(KvStore::close);
+        }
+    }
+
+    private static double maxAbsDifference(float[] a, float[] b) {
+        assertThat(a).hasSameSizeAs(b);
+        double worst = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs(a[i] - b[i]));
+        }
+        return worst;
     }
 
     private static int[] greedy(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block, Device device) {

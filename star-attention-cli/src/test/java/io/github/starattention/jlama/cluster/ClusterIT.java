@@ -16,10 +16,12 @@ import io.github.starattention.jlama.cli.LocalCluster;
 import io.github.starattention.jlama.model.PassingPolicy;
 import io.github.starattention.wire.WireMessage;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -238,25 +240,14 @@ class ClusterIT {
         String id = "niah_single-4096-0";
         int[] want = reference(id, id, 16, 6);
         String victim = engine.hosts().getFirst().name(); // the first host encodes block 0 and serves the anchor
-        int index = Integer.parseInt(victim.substring("host-".length()));
-        AtomicBoolean prefillDone = new AtomicBoolean();
-        CompletableFuture<Boolean> killedDuringPrefill = killOnceItHoldsASession(engine, victim, index, prefillDone);
-        long t0 = System.nanoTime();
-        try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
-            prefillDone.set(true);
-            Generation g = s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE);
-            double seconds = (System.nanoTime() - t0) / 1e9;
-            assertThat(killedDuringPrefill.get(60 * SCALE, TimeUnit.SECONDS)).as("killed during the prefill").isTrue();
-            assertThat(hosts.process(index).isAlive()).isFalse();
-            assertThat(g.tokens()).containsExactly(want);
-            assertThat(s.placement()).doesNotContainKey(victim);
-            // a leave is seen at once: nothing waits for the prefill timeout (or even a request timeout)
-            long prefillMs = engine.cluster().timeouts().prefillMs();
-            assertThat(seconds).isLessThan(engine.cluster().timeouts().requestMs() / 1000.0 + 30 * SCALE)
-                    .isLessThan(prefillMs / 1000.0);
-            System.out.printf("%s (block 0, the anchor) killed during prefill: answered in %.1f s (prefill timeout "
-                    + "%d s), blocks now %s%n", victim, seconds, prefillMs / 1000, s.placement());
-        }
+        KilledRun run = answerWhileKilling(engine, victim, id);
+        assertThat(run.tokens()).containsExactly(want);
+        // a leave is seen at once: nothing waits for the prefill timeout (or even a request timeout)
+        long prefillMs = engine.cluster().timeouts().prefillMs();
+        assertThat(run.seconds()).isLessThan(engine.cluster().timeouts().requestMs() / 1000.0 + 30 * SCALE)
+                .isLessThan(prefillMs / 1000.0);
+        System.out.printf("%s (block 0, the anchor) killed during prefill: answered in %.1f s (prefill timeout "
+                + "%d s), blocks now %s%n", victim, run.seconds(), prefillMs / 1000, run.placement());
         // and nothing is left behind on the survivor: no session, no claimed anchor
         awaitHostSessions(0, 20_000 * SCALE);
         assertThat(engine.hosts()).allSatisfy(h -> assertThat(h.kvBytes()).isZero());
@@ -326,24 +317,38 @@ class ClusterIT {
             // the second host (hosts are taken in name order) encodes blocks that the query host's wait for, layer
             // by layer: killed mid-prefill, the query host encodes the earlier blocks itself and its blocks move
             String victim = up.get(1).name();
-            int index = Integer.parseInt(victim.substring("host-".length()));
-            AtomicBoolean prefillDone = new AtomicBoolean();
-            CompletableFuture<Boolean> killedDuringPrefill = killOnceItHoldsASession(withPassing, victim, index,
-                    prefillDone);
-            long t0 = System.nanoTime();
-            try (ClusterContextSession s = withPassing.prefillSession(context(id), PrefillListener.NONE)) {
-                prefillDone.set(true);
-                Generation g = s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE);
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                assertThat(killedDuringPrefill.get(60 * SCALE, TimeUnit.SECONDS)).as("killed during the prefill").isTrue();
-                assertThat(g.tokens()).containsExactly(want);
-                assertThat(s.placement()).doesNotContainKey(victim);
-                assertThat(seconds).isLessThan(withPassing.cluster().timeouts().prefillMs() / 1000.0);
-                System.out.printf("%s killed during a prefill with passing blocks: answered in %.1f s, "
-                        + "blocks now %s%n", victim, seconds, s.placement());
-            }
+            KilledRun run = answerWhileKilling(withPassing, victim, id);
+            assertThat(run.tokens()).containsExactly(want);
+            assertThat(run.seconds()).isLessThan(withPassing.cluster().timeouts().prefillMs() / 1000.0);
+            System.out.printf("%s killed during a prefill with passing blocks: answered in %.1f s, blocks now %s%n",
+                    victim, run.seconds(), run.placement());
         }
         awaitHostSessions(0, 20_000 * SCALE);
+    }
+
+    /** A 16-token answer to example {@code id}, its prefill and answer time, and the blocks' hosts after it. */
+    private record KilledRun(int[] tokens, double seconds, Map<String, List<Integer>> placement) {
+    }
+
+    /**
+     * Prefills example {@code id} through {@code engine} and answers with 16 greedy tokens while host {@code victim} is
+     * killed mid-prefill ({@link #killOnceItHoldsASession}); checks that the kill landed during the prefill and that
+     * the victim holds no block after it.
+     */
+    private static KilledRun answerWhileKilling(ClusterEngine engine, String victim, String id) throws Exception {
+        int index = Integer.parseInt(victim.substring("host-".length()));
+        AtomicBoolean prefillDone = new AtomicBoolean();
+        CompletableFuture<Boolean> killedDuringPrefill = killOnceItHoldsASession(engine, victim, index, prefillDone);
+        long t0 = System.nanoTime();
+        try (ClusterContextSession s = engine.prefillSession(context(id), PrefillListener.NONE)) {
+            prefillDone.set(true);
+            Generation g = s.generate(query(id), GenerationOptions.greedy(16), TokenListener.NONE);
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            assertThat(killedDuringPrefill.get(60 * SCALE, TimeUnit.SECONDS)).as("killed during the prefill").isTrue();
+            assertThat(hosts.process(index).isAlive()).isFalse();
+            assertThat(s.placement()).doesNotContainKey(victim);
+            return new KilledRun(g.tokens(), seconds, s.placement());
+        }
     }
 
     /**
@@ -361,6 +366,7 @@ class ClusterIT {
                     hosts.kill(index);
                     return during;
                 }
+                LockSupport.parkNanos(1_000_000); // poll each millisecond rather than spin a core the hosts need
             }
             return false;
         });

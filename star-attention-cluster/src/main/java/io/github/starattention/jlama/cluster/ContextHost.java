@@ -408,12 +408,7 @@ public final class ContextHost implements AutoCloseable {
     }
 
     private void servePassed(Message<Object> msg, WireMessage.PassedRequest r) {
-        if (r.layer() >= layers()) {
-            msg.fail(BAD_REQUEST, "layer " + r.layer() + " does not exist (the model has " + layers() + ")");
-            return;
-        }
-        if (closed) {
-            msg.fail(FULL, "host is shutting down");
+        if (refusesLayer(msg, "layer", r.layer())) {
             return;
         }
         PassedSource source = passedSource(r.session());
@@ -455,12 +450,7 @@ public final class ContextHost implements AutoCloseable {
     }
 
     private void serveAnchor(Message<Object> msg, WireMessage.AnchorRequest r) {
-        if (r.layer() >= layers()) {
-            msg.fail(BAD_REQUEST, "anchor layer " + r.layer() + " does not exist (the model has " + layers() + ")");
-            return;
-        }
-        if (closed) {
-            msg.fail(FULL, "host is shutting down");
+        if (refusesLayer(msg, "anchor layer", r.layer())) {
             return;
         }
         var c = model.decoder().config();
@@ -484,6 +474,22 @@ public final class ContextHost implements AutoCloseable {
                         kv.k(), kv.v()), replyOptions);
             }
         });
+    }
+
+    /**
+     * Fails a request for one layer's K/V ({@code what} names it) that this host cannot serve: a layer the model does
+     * not have, or a host shutting down.
+     */
+    private boolean refusesLayer(Message<Object> msg, String what, int layer) {
+        if (layer >= layers()) {
+            msg.fail(BAD_REQUEST, what + " " + layer + " does not exist (the model has " + layers() + ")");
+            return true;
+        }
+        if (closed) {
+            msg.fail(FULL, "host is shutting down");
+            return true;
+        }
+        return false;
     }
 
     private int layers() {

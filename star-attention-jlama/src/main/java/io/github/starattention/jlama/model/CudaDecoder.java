@@ -57,7 +57,7 @@ public final class CudaDecoder implements ForwardPass {
     public static final int DEFAULT_CHUNK = 4096;
     /**
      * Tokens per gate/up slice of the MLP: its fp32 output is the largest scratch buffer (256 MiB for 4,096 tokens of
-     * Llama-3.2-1B), and 1,024 rows still give the product thousands of tiles.
+     * Llama-3.2-1B), and 1,024 rows still give the product hundreds of tiles (512 for Llama-3.2-1B on Hopper).
      */
     public static final int DEFAULT_MLP_ROWS = 1024;
 
@@ -156,7 +156,8 @@ public final class CudaDecoder implements ForwardPass {
 
     /**
      * {@link #upload(Decoder, CudaAttentionKernel)} with the MLP's gate/up projection computed {@code mlpRows} tokens
-     * at a time (fewer: less GPU memory; the results are the same).
+     * at a time (fewer: less GPU memory; the results differ at most in summation order, where a slice takes another
+     * product kernel).
      */
     public static CudaDecoder upload(Decoder cpu, CudaAttentionKernel attention, int mlpRows) {
         if (mlpRows < 1) {
@@ -494,7 +495,7 @@ public final class CudaDecoder implements ForwardPass {
             attAct.ensure(t * qDim * 2);
             lse.ensure((long) t * heads * Float.BYTES);
             gateUp.ensure(2L * Math.min(t, mlpRows) * ffn * Float.BYTES);
-            h.ensure((long) t * ffn * (type == WeightType.F32 ? Float.BYTES : 2));
+            h.ensure((long) t * ffn * CudaLayers.elementBytes(type));
             logits.ensure((long) vocab * Float.BYTES);
         }
 
