@@ -28,6 +28,7 @@
 #include "common.cuh"
 
 #define GEMV_ROWS 8
+#define GEMV_LOADS 4  // 16-byte loads of a W row in flight per lane
 
 // ---------------------------------------------------------------------------------------------------------------
 // helpers
@@ -320,24 +321,36 @@ gemv_bf16(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__
 #pragma unroll
     for (int m = 0; m < GEMV_ROWS; m++) acc[m] = 0.f;
     const int chunks = K / 8;
-    for (int c = lane; c < chunks; c += 32) {
-        uint4 w = __ldg(wrow + c);
-        float wf[8] = {bf16_lo(w.x), bf16_hi(w.x), bf16_lo(w.y), bf16_hi(w.y),
-                       bf16_lo(w.z), bf16_hi(w.z), bf16_lo(w.w), bf16_hi(w.w)};
+    // GEMV_LOADS row loads in flight per lane before any is used (one at a time leaves HBM idle when N is small);
+    // the sums still run over c = lane, lane + 32, ... in order
+    for (int c0 = lane; c0 < chunks; c0 += 32 * GEMV_LOADS) {
+        uint4 wl[GEMV_LOADS];
 #pragma unroll
-        for (int m = 0; m < GEMV_ROWS; m++) {
-            if (m < M) {
-                uint4 a = __ldg(reinterpret_cast<const uint4*>(A + (size_t)m * K) + c);
-                float s = acc[m];
-                s = fmaf(bf16_lo(a.x), wf[0], s);
-                s = fmaf(bf16_hi(a.x), wf[1], s);
-                s = fmaf(bf16_lo(a.y), wf[2], s);
-                s = fmaf(bf16_hi(a.y), wf[3], s);
-                s = fmaf(bf16_lo(a.z), wf[4], s);
-                s = fmaf(bf16_hi(a.z), wf[5], s);
-                s = fmaf(bf16_lo(a.w), wf[6], s);
-                s = fmaf(bf16_hi(a.w), wf[7], s);
-                acc[m] = s;
+        for (int u = 0; u < GEMV_LOADS; u++) {
+            wl[u] = c0 + 32 * u < chunks ? __ldg(wrow + c0 + 32 * u) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < GEMV_LOADS; u++) {
+            const int c = c0 + 32 * u;
+            if (c >= chunks) break;
+            const uint4 w = wl[u];
+            float wf[8] = {bf16_lo(w.x), bf16_hi(w.x), bf16_lo(w.y), bf16_hi(w.y),
+                           bf16_lo(w.z), bf16_hi(w.z), bf16_lo(w.w), bf16_hi(w.w)};
+#pragma unroll
+            for (int m = 0; m < GEMV_ROWS; m++) {
+                if (m < M) {
+                    uint4 a = __ldg(reinterpret_cast<const uint4*>(A + (size_t)m * K) + c);
+                    float s = acc[m];
+                    s = fmaf(bf16_lo(a.x), wf[0], s);
+                    s = fmaf(bf16_hi(a.x), wf[1], s);
+                    s = fmaf(bf16_lo(a.y), wf[2], s);
+                    s = fmaf(bf16_hi(a.y), wf[3], s);
+                    s = fmaf(bf16_lo(a.z), wf[4], s);
+                    s = fmaf(bf16_hi(a.z), wf[5], s);
+                    s = fmaf(bf16_lo(a.w), wf[6], s);
+                    s = fmaf(bf16_hi(a.w), wf[7], s);
+                    acc[m] = s;
+                }
             }
         }
     }
@@ -355,13 +368,23 @@ gemv_f32(const float* __restrict__ A, const float* __restrict__ W, float* __rest
 #pragma unroll
     for (int m = 0; m < GEMV_ROWS; m++) acc[m] = 0.f;
     const int chunks = K / 4;
-    for (int c = lane; c < chunks; c += 32) {
-        float4 w = __ldg(wrow + c);
+    for (int c0 = lane; c0 < chunks; c0 += 32 * GEMV_LOADS) {  // as gemv_bf16
+        float4 wl[GEMV_LOADS];
 #pragma unroll
-        for (int m = 0; m < GEMV_ROWS; m++) {
-            if (m < M) {
-                float4 a = __ldg(reinterpret_cast<const float4*>(A + (size_t)m * K) + c);
-                acc[m] = fmaf(a.w, w.w, fmaf(a.z, w.z, fmaf(a.y, w.y, fmaf(a.x, w.x, acc[m]))));
+        for (int u = 0; u < GEMV_LOADS; u++) {
+            wl[u] = c0 + 32 * u < chunks ? __ldg(wrow + c0 + 32 * u) : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+#pragma unroll
+        for (int u = 0; u < GEMV_LOADS; u++) {
+            const int c = c0 + 32 * u;
+            if (c >= chunks) break;
+            const float4 w = wl[u];
+#pragma unroll
+            for (int m = 0; m < GEMV_ROWS; m++) {
+                if (m < M) {
+                    float4 a = __ldg(reinterpret_cast<const float4*>(A + (size_t)m * K) + c);
+                    acc[m] = fmaf(a.w, w.w, fmaf(a.z, w.z, fmaf(a.y, w.y, fmaf(a.x, w.x, acc[m]))));
+                }
             }
         }
     }

@@ -417,13 +417,9 @@ public final class CudaAttentionKernel implements AttentionKernel {
             l = partLse.get(p.splits() * rows * Float.BYTES);
         }
         CUdeviceptr ranges = qpos.withByteOffset((long) ((tokens + 1) & ~1) * Integer.BYTES);
-        Pointer params = Pointer.to(Pointer.to(q), Pointer.to(qpos), Pointer.to(store.keys(layer)),
-                Pointer.to(store.values(layer)), Pointer.to(store.positionsPtr()), Pointer.to(ranges), Pointer.to(o),
-                Pointer.to(l), Pointer.to(new int[] {tokens}), Pointer.to(new int[] {heads}),
-                Pointer.to(new int[] {kvHeads}), Pointer.to(new long[] {(long) store.capacity() * d}),
-                Pointer.to(new int[] {p.chunk()}),
-                Pointer.to(new float[] {(float) (scale * LOG2E)}));
-        rt.launch(p.kernel(), p.mtiles() * kvHeads, 1, p.splits(), p.threads(), p.smem(), params, p::describe);
+        rt.launch(p.kernel(), p.mtiles() * kvHeads, 1, p.splits(), p.threads(), p.smem(), p::describe, q, qpos,
+                store.keys(layer), store.values(layer), store.positionsPtr(), ranges, o, l, tokens, heads, kvHeads,
+                (long) store.capacity() * d, p.chunk(), (float) (scale * LOG2E));
         if (p.splits() > 1) {
             mergeOnDevice(o, l, p.splits(), (int) rows, d, out, lse);
         }
@@ -471,6 +467,7 @@ public final class CudaAttentionKernel implements AttentionKernel {
         rt.enter();
         try {
             if (query.plan == null) {
+                rt.refuseWhileRecording("attention over no keys (a memset)");
                 check(JCudaDriver.cuMemsetD32(lse.at(lseOffset), Float.floatToRawIntBits(Float.NEGATIVE_INFINITY),
                         rows), "no visible keys: LSE");
                 check(JCudaDriver.cuMemsetD8(out.at(outOffset), (byte) 0, rows * store.layout().headDim() * Float.BYTES),
@@ -514,6 +511,11 @@ public final class CudaAttentionKernel implements AttentionKernel {
             this.heads = heads;
             this.positions = positions;
         }
+
+        /** Whether the query sees any key (else {@code attend} writes an empty result with memsets, not a kernel). */
+        public boolean hasKeys() {
+            return plan != null;
+        }
     }
 
     private static void check(int rc, String what) {
@@ -522,10 +524,8 @@ public final class CudaAttentionKernel implements AttentionKernel {
 
     private void mergeOnDevice(CUdeviceptr po, CUdeviceptr pl, int parts, int rows, int d, CUdeviceptr out,
                                CUdeviceptr lse) {
-        Pointer params = Pointer.to(Pointer.to(po), Pointer.to(pl), Pointer.to(new int[] {parts}),
-                Pointer.to(new int[] {rows}), Pointer.to(new int[] {d}), Pointer.to(out), Pointer.to(lse));
-        rt.launch("lse_merge_f32", rows, 1, 1, 256, 0, params,
-                () -> parts + " parts, " + rows + " rows, head dim " + d);
+        rt.launch("lse_merge_f32", rows, 1, 1, 256, 0, () -> parts + " parts, " + rows + " rows, head dim " + d, po, pl,
+                parts, rows, d, out, lse);
     }
 
     /**
@@ -544,10 +544,8 @@ public final class CudaAttentionKernel implements AttentionKernel {
                     (long) cnt * row * Float.BYTES, "KV write");
             long n4 = (long) cnt * row / 4;
             int grid = (int) Math.max(1, Math.min((n4 + 255) / 256, rt.smCount * 16L));
-            Pointer params = Pointer.to(Pointer.to(st), Pointer.to(dst), Pointer.to(new int[] {cnt}),
-                    Pointer.to(new int[] {layout.kvHeads()}), Pointer.to(new int[] {layout.headDim() / 4}),
-                    Pointer.to(new long[] {capacity}), Pointer.to(new int[] {firstSlot + done}));
-            rt.launch(fn, grid, 1, 1, 256, 0, params, () -> cnt + " tokens of " + layout);
+            rt.launch(fn, grid, 1, 1, 256, 0, () -> cnt + " tokens of " + layout, st, dst, cnt, layout.kvHeads(),
+                    layout.headDim() / 4, (long) capacity, firstSlot + done);
         }
         rt.sync(() -> "kernel " + fn + " (" + tokens + " tokens of " + layout + ")");
     }

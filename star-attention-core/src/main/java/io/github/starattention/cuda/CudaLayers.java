@@ -244,11 +244,32 @@ public final class CudaLayers {
      * only the index is copied back ({@code scratch} holds it). Waits for the GPU.
      */
     public int argmax(DeviceArray x, int n, DeviceArray scratch) {
-        scratch.ensure(Integer.BYTES);
-        launch("argmax_f32", 1, 1024, 0, () -> n + " logits", x.ptr(), n, scratch.ptr());
+        queueArgmax(x, n, scratch);
         int[] out = new int[1];
         scratch.download(0, out);
         return out[0];
+    }
+
+    /** {@link #argmax} queued: the index lands in {@code scratch} (an int). */
+    public void queueArgmax(DeviceArray x, int n, DeviceArray scratch) {
+        scratch.ensure(Integer.BYTES);
+        launch("argmax_f32", 1, 1024, 0, () -> n + " logits", x.ptr(), n, scratch.ptr());
+    }
+
+    /** An empty plan for {@link #replay}; {@code what} names the step in errors and logs. */
+    public LaunchPlan newLaunchPlan(String what) {
+        return new LaunchPlan(rt, what);
+    }
+
+    /**
+     * Runs {@code step} (calls of this object and of {@link #attention()} that queue kernels) with its kernels
+     * collected into {@code plan}, then launches them as one CUDA graph: the graph built by an earlier step with the
+     * same kernels, updated where a grid or an argument changed, or a new one. The step holds the device lock
+     * throughout and may allocate, but not copy to or from the GPU or wait for it (that fails); copy its inputs first
+     * and its results after. Nothing waits for the graph.
+     */
+    public void replay(LaunchPlan plan, Runnable step) {
+        rt.record(plan, step);
     }
 
     /** Cos and sin of RoPE on the GPU: {@code fp32 [positions][headDim/2]} each. */
@@ -311,19 +332,9 @@ public final class CudaLayers {
 
     private void launchGrid(String fn, int gx, int gy, int threads, int smem, Supplier<String> shapes,
                          Object... args) {
-        Pointer[] params = new Pointer[args.length];
-        for (int i = 0; i < args.length; i++) {
-            params[i] = switch (args[i]) {
-                case CUdeviceptr p -> Pointer.to(p);
-                case Integer v -> Pointer.to(new int[] {v});
-                case Long v -> Pointer.to(new long[] {v});
-                case Float v -> Pointer.to(new float[] {v});
-                default -> throw new IllegalArgumentException("kernel argument " + args[i]);
-            };
-        }
         rt.enter();
         try {
-            rt.launch(fn, gx, gy, 1, threads, smem, Pointer.to(params), shapes);
+            rt.launch(fn, gx, gy, 1, threads, smem, shapes, args);
         } finally {
             rt.exit();
         }

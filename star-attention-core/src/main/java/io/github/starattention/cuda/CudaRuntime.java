@@ -33,6 +33,10 @@ import jcuda.driver.JITOptions;
  * One device's primary context with the kernels' PTX modules loaded. Every driver call runs between {@link #enter()}
  * and {@link #exit()}: a lock (the kernels share scratch buffers) plus making the context current on the calling
  * thread. All work goes to the legacy default stream, so each call is ordered after the previous one.
+ *
+ * <p>While {@link #record} runs a step, the step's kernel launches are collected into a {@link LaunchPlan} (a CUDA
+ * graph) instead of being launched one by one; copies and waits are refused then, since they would run before the
+ * graph does.
  */
 final class CudaRuntime {
 
@@ -61,6 +65,8 @@ final class CudaRuntime {
     private final Map<String, Integer> occupancy = new ConcurrentHashMap<>();
     private final ReentrantLock lock = new ReentrantLock();
     private boolean closed;
+    /** The plan collecting launches while {@link #record} runs; read and written only by the lock's holder. */
+    private LaunchPlan recording;
 
     CudaRuntime(int ordinal) {
         CudaProbe.Result probe = CudaProbe.probe();
@@ -222,18 +228,81 @@ final class CudaRuntime {
         });
     }
 
-    /** Launches {@code name} on the default stream; {@code shapes} describes the call for error messages. */
-    void launch(String name, int gx, int gy, int gz, int threads, int smem, Pointer params, Supplier<String> shapes) {
+    /**
+     * Launches {@code name} on the default stream with kernel arguments {@code args} ({@link CUdeviceptr},
+     * {@link Integer}, {@link Long} or {@link Float}, in the kernel's order), or adds it to the plan being recorded;
+     * {@code shapes} describes the call for error messages.
+     */
+    void launch(String name, int gx, int gy, int gz, int threads, int smem, Supplier<String> shapes, Object... args) {
         CUfunction f = function(name, smem);
-        int rc = JCudaDriver.cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, smem, null, params, null);
+        if (recording != null) {
+            recording.add(new LaunchPlan.Launch(name, f, gx, gy, gz, threads, smem, args, shapes));
+            return;
+        }
+        int rc = JCudaDriver.cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, smem, null, kernelParams(args), null);
         if (rc != CUDA_SUCCESS) {
             throw new CudaAttentionException("launching kernel " + name + " (grid " + gx + "x" + gy + "x" + gz
                     + ", block " + threads + ", shared memory " + smem + " B, " + shapes.get() + ") on " + deviceName, rc);
         }
     }
 
+    /** The {@code kernelParams} of a launch: a pointer to each argument's value. */
+    static Pointer kernelParams(Object... args) {
+        Pointer[] params = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            params[i] = switch (args[i]) {
+                case CUdeviceptr p -> Pointer.to(p);
+                case Integer v -> Pointer.to(new int[] {v});
+                case Long v -> Pointer.to(new long[] {v});
+                case Float v -> Pointer.to(new float[] {v});
+                default -> throw new IllegalArgumentException("kernel argument " + args[i]);
+            };
+        }
+        return Pointer.to(params);
+    }
+
+    /**
+     * Runs {@code step} with its kernel launches collected into {@code plan}, then launches them as one CUDA graph
+     * ({@link LaunchPlan#launch}). Holds the device lock throughout, so no other thread's launch interleaves; the
+     * step may allocate, but not copy or wait.
+     */
+    void record(LaunchPlan plan, Runnable step) {
+        enter();
+        try {
+            if (recording != null) {
+                throw new IllegalStateException("a launch plan is already being recorded on " + deviceName);
+            }
+            recording = plan;
+            try {
+                step.run();
+            } catch (RuntimeException | Error e) {
+                plan.discard();
+                throw e;
+            } finally {
+                recording = null;
+            }
+            plan.launch();
+        } finally {
+            exit();
+        }
+    }
+
+    /** Whether the calling thread is recording a plan (only the lock's holder can be). */
+    boolean recording() {
+        return recording != null && lock.isHeldByCurrentThread();
+    }
+
+    /** Fails when {@code what} (a copy or a wait) is attempted while a plan is recorded: it would run before the plan. */
+    void refuseWhileRecording(String what) {
+        if (recording()) {
+            throw new IllegalStateException(what + " while a launch plan is recorded on " + deviceName
+                    + ": it would run before the plan's kernels");
+        }
+    }
+
     /** Waits for the device; an asynchronous kernel failure is reported with {@code what}. */
     void sync(Supplier<String> what) {
+        refuseWhileRecording("waiting for the device");
         int rc = JCudaDriver.cuCtxSynchronize();
         if (rc != CUDA_SUCCESS) {
             throw new CudaAttentionException(what.get() + " on " + deviceName, rc);
@@ -241,12 +310,14 @@ final class CudaRuntime {
     }
 
     void copyHtoD(CUdeviceptr dst, Pointer src, long bytes, String what) {
+        refuseWhileRecording("a copy to the GPU for " + what);
         if (bytes > 0) {
             check(JCudaDriver.cuMemcpyHtoD(dst, src, bytes), "copy to GPU (" + bytes + " bytes) for " + what);
         }
     }
 
     void copyDtoH(Pointer dst, CUdeviceptr src, long bytes, Supplier<String> what) {
+        refuseWhileRecording("a copy from the GPU");
         if (bytes > 0) {
             int rc = JCudaDriver.cuMemcpyDtoH(dst, src, bytes);
             if (rc != CUDA_SUCCESS) {
@@ -256,6 +327,7 @@ final class CudaRuntime {
     }
 
     void copyDtoD(CUdeviceptr dst, CUdeviceptr src, long bytes, String what) {
+        refuseWhileRecording("a device copy for " + what);
         if (bytes > 0) {
             check(JCudaDriver.cuMemcpyDtoD(dst, src, bytes), "device copy (" + bytes + " bytes) for " + what);
         }

@@ -1,6 +1,7 @@
 package io.github.starattention.cuda;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.starattention.attention.AttentionQuery;
@@ -244,6 +245,61 @@ class CudaLayersTest {
             xd.upload(x);
             assertThat(layers.argmax(xd, n, s)).isEqualTo(n - 1);
         }
+    }
+
+    /**
+     * A step replayed as a graph computes what its direct launches compute: the first replay builds the graph, a step
+     * whose argument changed (another input array) updates that node only, a step with other kernels rebuilds it, and a
+     * step that copies fails (the copy would run before the graph) and leaves the plan usable.
+     */
+    @Test
+    void replayedStepsMatchDirectLaunches() {
+        Random r = new Random(21);
+        int n = 1001;
+        float[] a = rnd(r, n, 4f);
+        float[] b = rnd(r, n, 4f);
+        try (DeviceArray ad = layers.upload(a, "a");
+             DeviceArray bd = layers.upload(b, "b");
+             DeviceArray out = layers.allocate("out").ensure((long) n * Float.BYTES);
+             DeviceArray out2 = layers.allocate("out2").ensure((long) n * Float.BYTES);
+             LaunchPlan plan = layers.newLaunchPlan("a test step")) {
+            layers.replay(plan, () -> layers.toBf16(ad, n, out));
+            assertThat(bf16s(out, n)).isEqualTo(roundedToBf16(a));
+            layers.replay(plan, () -> layers.toBf16(bd, n, out));
+            assertThat(bf16s(out, n)).isEqualTo(roundedToBf16(b));
+            assertThat(plan.builds()).isEqualTo(1);
+            assertThat(plan.updates()).isEqualTo(1);
+            layers.replay(plan, () -> layers.toBf16(bd, n, out));
+            assertThat(plan.updates()).as("an unchanged step updates nothing").isEqualTo(1);
+
+            layers.replay(plan, () -> {
+                layers.toBf16(ad, n, out);
+                layers.toBf16(bd, n, out2);
+            });
+            assertThat(bf16s(out, n)).isEqualTo(roundedToBf16(a));
+            assertThat(bf16s(out2, n)).isEqualTo(roundedToBf16(b));
+            assertThat(plan.builds()).isEqualTo(2);
+
+            assertThatThrownBy(() -> layers.replay(plan, () -> {
+                layers.toBf16(bd, n, out);
+                ad.upload(b);
+            })).isInstanceOf(IllegalStateException.class).hasMessageContaining("launch plan");
+            layers.replay(plan, () -> {
+                layers.toBf16(bd, n, out);
+                layers.toBf16(ad, n, out2);
+            });
+            assertThat(bf16s(out, n)).isEqualTo(roundedToBf16(b));
+            assertThat(bf16s(out2, n)).as("the refused copy did not happen").isEqualTo(roundedToBf16(a));
+            assertThat(plan.replays()).isEqualTo(5);
+        }
+    }
+
+    private static float[] roundedToBf16(float[] x) {
+        float[] r = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            r[i] = bf16(x[i]);
+        }
+        return r;
     }
 
     static Stream<Arguments> ropeCases() {

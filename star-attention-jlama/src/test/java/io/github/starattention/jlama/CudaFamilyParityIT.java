@@ -15,6 +15,7 @@ import io.github.starattention.kv.KvStore;
 import io.github.starattention.plan.BlockPlan;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Assumptions;
@@ -145,6 +146,64 @@ class CudaFamilyParityIT {
         }
     }
 
+    /**
+     * Decode steps replayed as CUDA graphs give the logits of direct launches bit for bit (the same kernels with the
+     * same inputs), for Star Attention with 4 blocks (several partitions, merged every layer) and BF16 weights (the
+     * tensor-core path): 24 greedy steps after the query, every one of them a graph launch.
+     */
+    @ParameterizedTest
+    @FieldSource("FAMILIES")
+    void decodeGraphsGiveTheLogitsOfDirectLaunches(String family) throws IOException {
+        JsonNode prompt = Families.reference(family).get("prompt");
+        Path dir = Families.modelFolder(family, tmp.resolve(family));
+        try (StarAttentionModel model = StarAttentionModel.load(dir, WeightFormat.BF16, 0)) {
+            PromptSplit split = model.split(prompt.get("system").asText(), prompt.get("user").asText());
+            int steps = 24;
+            long[] launches = new long[2];
+            List<float[]> direct = decodeLogits(model, split, steps, false, launches, 0);
+            List<float[]> graphs = decodeLogits(model, split, steps, true, launches, 1);
+            assertThat(launches[0]).as("%s graph launches without graphs", family).isZero();
+            assertThat(launches[1]).as("%s graph launches, one per decode step", family).isEqualTo(steps);
+            for (int i = 0; i <= steps; i++) {
+                assertThat(graphs.get(i)).as("%s logits after step %d", family, i).containsExactly(direct.get(i));
+            }
+            System.out.printf("%s bf16 star4: %d decode steps as graphs, logits equal to direct launches%n", family,
+                    steps);
+        }
+    }
+
+    /** The logits after the query, then after each of {@code steps} greedy tokens, star with 4 blocks on GPU 0. */
+    private static List<float[]> decodeLogits(StarAttentionModel model, PromptSplit split, int steps, boolean graphs,
+                                              long[] launches, int slot) {
+        int[] ctx = split.contextTokens();
+        int[] query = split.queryTokens();
+        BlockPlan plan = BlockPlan.builder(ctx.length).blockSize((ctx.length + 3) / 4).anchorSize((ctx.length + 3) / 4)
+                .build();
+        try (CudaAttentionKernel kernel = new CudaAttentionKernel(0, KvDtype.FP16);
+             CudaDecoder gpu = CudaDecoder.upload(model.decoder(), kernel, CudaDecoder.Options.DEFAULTS.withGraphs(graphs));
+             ContextEncoder encoder = new ContextEncoder(gpu, kernel, CudaDecoder.DEFAULT_CHUNK)) {
+            List<KvStore> stores = encoder.encodeBlocks(plan, ctx, plan.blocks(), false, n -> { });
+            try {
+                KvStore last = stores.getLast();
+                List<KvStore> prefix = stores.subList(0, stores.size() - 1);
+                int pos = ctx.length + query.length;
+                float[] logits = encoder.append(query, ContextEncoder.range(ctx.length, pos), last, prefix, null,
+                        Logits.Want.ALL, n -> { }).values();
+                List<float[]> out = new ArrayList<>(List.of(logits));
+                for (int i = 0; i < steps; i++, pos++) {
+                    int token = Logits.of(logits).argmax();
+                    logits = encoder.append(new int[] {token}, new int[] {pos}, last, prefix, null, Logits.Want.ALL,
+                            n -> { }).values();
+                    out.add(logits);
+                }
+                launches[slot] = gpu.graphLaunches();
+                return out;
+            } finally {
+                stores.forEach(KvStore::close);
+            }
+        }
+    }
+
     /** Logits after the query with the whole model on GPU 0 (phase 1 over the plan's blocks, phase 2 over all). */
     private static float[] gpuLogits(StarAttentionModel model, int[] ctx, int[] query, Mode mode, int block) {
         BlockPlan plan = mode == Mode.GLOBAL ? BlockPlan.global(ctx.length)
@@ -159,7 +218,7 @@ class CudaFamilyParityIT {
     /** {@link #gpuLogits} of global attention with the MLP's gate/up projection {@code mlpRows} tokens at a time. */
     private static float[] gpuLogitsMlpSlices(StarAttentionModel model, int[] ctx, int[] query, int mlpRows) {
         try (CudaAttentionKernel kernel = new CudaAttentionKernel(0, KvDtype.FP16);
-             CudaDecoder gpu = CudaDecoder.upload(model.decoder(), kernel, mlpRows);
+             CudaDecoder gpu = CudaDecoder.upload(model.decoder(), kernel, CudaDecoder.Options.DEFAULTS.withMlpRows(mlpRows));
              ContextEncoder encoder = new ContextEncoder(gpu, kernel, CudaDecoder.DEFAULT_CHUNK)) {
             return logitsAfter(encoder, BlockPlan.global(ctx.length), ctx, query);
         }

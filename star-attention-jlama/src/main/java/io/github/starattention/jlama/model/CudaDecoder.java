@@ -9,6 +9,7 @@ import io.github.starattention.cuda.CudaKvStore;
 import io.github.starattention.cuda.CudaLayers;
 import io.github.starattention.cuda.DeviceArray;
 import io.github.starattention.cuda.GpuMatrix;
+import io.github.starattention.cuda.LaunchPlan;
 import io.github.starattention.kv.KvStore;
 import io.github.starattention.linear.WeightType;
 import java.util.ArrayList;
@@ -48,6 +49,13 @@ import org.slf4j.LoggerFactory;
  * </pre>
  * Passes run concurrently: each takes a workspace of its own from a pool, and takes the device lock only while it
  * queues kernels, never while it waits for remote partitions or an anchor.
+ *
+ * <p><b>Decode steps as CUDA graphs.</b> A pass of at most {@value #GRAPH_TOKENS} token over local partitions only (a
+ * decode step; no remote partitions or hooks, which copy mid-pass) queues its kernels (about ten a layer) into its
+ * workspace's {@link LaunchPlan} and launches them as one graph: the ids, positions and key ranges are copied before,
+ * the token or logits after. Steps differ in the KV slot written and, as the context grows, the attention's key split:
+ * those nodes are updated in place, so a step costs one graph launch instead of a driver call per kernel
+ * ({@link Options#graphs()}).
  */
 public final class CudaDecoder implements ForwardPass {
 
@@ -60,6 +68,36 @@ public final class CudaDecoder implements ForwardPass {
      * Llama-3.2-1B), and 1,024 rows still give the product hundreds of tiles (512 for Llama-3.2-1B on Hopper).
      */
     public static final int DEFAULT_MLP_ROWS = 1024;
+    /** Passes of at most this many tokens (decode steps) run as a replayed CUDA graph when {@link Options#graphs()}. */
+    public static final int GRAPH_TOKENS = 1;
+
+    /**
+     * How the GPU pass runs.
+     *
+     * @param mlpRows tokens per gate/up slice of the MLP ({@link #DEFAULT_MLP_ROWS}; fewer: less GPU memory, and the
+     *                results differ at most in summation order, where a slice takes another product kernel)
+     * @param graphs  whether decode steps run as replayed CUDA graphs (default: yes; the same kernels with the same
+     *                inputs, so the same logits, with fewer driver calls)
+     */
+    public record Options(int mlpRows, boolean graphs) {
+
+        /** {@link #DEFAULT_MLP_ROWS}, graphs on. */
+        public static final Options DEFAULTS = new Options(DEFAULT_MLP_ROWS, true);
+
+        public Options {
+            if (mlpRows < 1) {
+                throw new IllegalArgumentException("mlpRows must be at least 1: " + mlpRows);
+            }
+        }
+
+        public Options withMlpRows(int rows) {
+            return new Options(rows, graphs);
+        }
+
+        public Options withGraphs(boolean on) {
+            return new Options(mlpRows, on);
+        }
+    }
 
     private final Config c;
     private final CudaLayers gpu;
@@ -79,7 +117,7 @@ public final class CudaDecoder implements ForwardPass {
     private final float eps;
     private final float scale;
     private final long weightBytes;
-    private final int mlpRows;
+    private final Options options;
     private final ConcurrentLinkedQueue<Workspace> idle = new ConcurrentLinkedQueue<>();
     private final List<Workspace> all = new ArrayList<>();
 
@@ -87,9 +125,9 @@ public final class CudaDecoder implements ForwardPass {
                          GpuMatrix gateUp, GpuMatrix down) {
     }
 
-    private CudaDecoder(Decoder cpu, CudaAttentionKernel attention, List<AutoCloseable> uploaded, int mlpRows) {
+    private CudaDecoder(Decoder cpu, CudaAttentionKernel attention, List<AutoCloseable> uploaded, Options options) {
         this.c = cpu.config();
-        this.mlpRows = mlpRows;
+        this.options = options;
         this.attention = attention;
         this.gpu = new CudaLayers(attention);
         DecoderWeights w = cpu.weights();
@@ -151,22 +189,15 @@ public final class CudaDecoder implements ForwardPass {
      * @throws UnsupportedOperationException for quantized weights (Q8, Q4), which the GPU kernels do not read
      */
     public static CudaDecoder upload(Decoder cpu, CudaAttentionKernel attention) {
-        return upload(cpu, attention, DEFAULT_MLP_ROWS);
+        return upload(cpu, attention, Options.DEFAULTS);
     }
 
-    /**
-     * {@link #upload(Decoder, CudaAttentionKernel)} with the MLP's gate/up projection computed {@code mlpRows} tokens
-     * at a time (fewer: less GPU memory; the results differ at most in summation order, where a slice takes another
-     * product kernel).
-     */
-    public static CudaDecoder upload(Decoder cpu, CudaAttentionKernel attention, int mlpRows) {
-        if (mlpRows < 1) {
-            throw new IllegalArgumentException("mlpRows must be at least 1: " + mlpRows);
-        }
+    /** {@link #upload(Decoder, CudaAttentionKernel)} with {@code options}. */
+    public static CudaDecoder upload(Decoder cpu, CudaAttentionKernel attention, Options options) {
         List<AutoCloseable> uploaded = new ArrayList<>();
         long t0 = System.nanoTime();
         try {
-            CudaDecoder d = new CudaDecoder(cpu, attention, uploaded, mlpRows);
+            CudaDecoder d = new CudaDecoder(cpu, attention, uploaded, options);
             log.info("uploaded {} MiB of {} weights to {} ({}) in {} ms", d.weightBytes >> 20, d.type,
                     attention.name(), attention.deviceName(), (System.nanoTime() - t0) / 1_000_000);
             return d;
@@ -207,12 +238,34 @@ public final class CudaDecoder implements ForwardPass {
         Workspace ws = take();
         try {
             Chunk chunk = new Chunk(ws, 0, tokens, attention);
-            for (int layer = 0; layer < layers.length; layer++) {
-                layer(layer, chunk, ws);
+            Runnable pass = () -> {
+                for (int layer = 0; layer < layers.length; layer++) {
+                    layer(layer, chunk, ws);
+                }
+                queueLogits(chunk, ws, want);
+            };
+            if (replays(chunk)) {
+                gpu.replay(ws.plan(), pass);
+            } else {
+                pass.run();
             }
-            return logits(chunk, ws, want);
+            return readLogits(chunk, ws, want);
         } finally {
             idle.add(ws);
+        }
+    }
+
+    /** Whether the pass of {@code ch} runs as its workspace's graph: a decode step that copies nothing mid-pass. */
+    private boolean replays(Chunk ch) {
+        ChunkAttention a = ch.attention;
+        return options.graphs() && ch.tokens <= GRAPH_TOKENS && a.remote() == null && a.hook() == null
+                && ch.local.stream().allMatch(DeviceQuery::hasKeys);
+    }
+
+    /** Decode steps launched as a graph so far, over all workspaces. */
+    public long graphLaunches() {
+        synchronized (all) {
+            return all.stream().mapToLong(w -> w.plan == null ? 0 : w.plan.replays()).sum();
         }
     }
 
@@ -258,8 +311,8 @@ public final class CudaDecoder implements ForwardPass {
 
         // MLP block: x += down(silu(gate(xb)) * up(xb))
         gpu.rmsNorm(ch.x, 0, lw.mlpNorm, t, dim, eps, ws.xb, type);
-        for (int r = 0; r < t; r += mlpRows) {
-            int n = Math.min(mlpRows, t - r);
+        for (int r = 0; r < t; r += options.mlpRows()) {
+            int n = Math.min(options.mlpRows(), t - r);
             gpu.multiply(lw.gateUp, ws.xb, r, n, ws.gateUp, false);
             gpu.swiglu(ws.gateUp, n, ffn, ws.h, r, type);
         }
@@ -320,20 +373,37 @@ public final class CudaDecoder implements ForwardPass {
         attention.merge(ws.parts, ws.partsLse, parts, (int) rows, headDim, ws.att, ws.lse);
     }
 
+    /** Queues the final norm and the LM head of the last token, and its argmax where {@code want} needs only that. */
+    private void queueLogits(Chunk ch, Workspace ws, Logits.Want want) {
+        if (want == Logits.Want.NONE) {
+            return;
+        }
+        gpu.rmsNorm(ch.x, ch.tokens - 1, finalNorm, 1, dim, eps, ws.xb, type);
+        gpu.multiply(lmHead, ws.xb, 1, ws.logits, false);
+        if (argmaxOnGpu(want)) {
+            gpu.queueArgmax(ws.logits, vocab, ws.argmax);
+        }
+    }
+
+    /** Whether the GPU's argmax is the greedy token: the logits' order is the model's (no negative multiplier). */
+    private boolean argmaxOnGpu(Logits.Want want) {
+        return want == Logits.Want.ARGMAX && (c.logitMultiplier == null || c.logitMultiplier > 0);
+    }
+
     /**
-     * The last token's logits as {@code want} asks: final norm and LM head on the GPU, then argmax or all. With
+     * The last token's logits as {@code want} asks, once the pass's kernels are done: the argmax or all of them. With
      * nothing asked, waits for the pass's kernels, so that a pass returns when its K/V are written and a kernel fault
      * is reported by the pass that caused it.
      */
-    private Logits logits(Chunk ch, Workspace ws, Logits.Want want) {
+    private Logits readLogits(Chunk ch, Workspace ws, Logits.Want want) {
         if (want == Logits.Want.NONE) {
             gpu.sync("a GPU pass of " + ch.tokens + " tokens");
             return null;
         }
-        gpu.rmsNorm(ch.x, ch.tokens - 1, finalNorm, 1, dim, eps, ws.xb, type);
-        gpu.multiply(lmHead, ws.xb, 1, ws.logits, false);
-        if (want == Logits.Want.ARGMAX && (c.logitMultiplier == null || c.logitMultiplier > 0)) {
-            return Logits.argmaxOnly(gpu.argmax(ws.logits, vocab, ws.argmax));
+        if (argmaxOnGpu(want)) {
+            int[] index = new int[1];
+            ws.argmax.download(0, index);
+            return Logits.argmaxOnly(index[0]);
         }
         float[] values = new float[vocab];
         ws.logits.download(0, values);
@@ -474,6 +544,15 @@ public final class CudaDecoder implements ForwardPass {
         final DeviceArray logits = gpu.allocate("logits");
         final DeviceArray argmax = gpu.allocate("argmax");
         final List<ChunkBuffers> chunks = new ArrayList<>();
+        /** The graph of this workspace's decode steps, made by the first one (its buffers are this workspace's). */
+        LaunchPlan plan;
+
+        LaunchPlan plan() {
+            if (plan == null) {
+                plan = gpu.newLaunchPlan("a decode step on " + attention.name());
+            }
+            return plan;
+        }
 
         ChunkBuffers chunk(int i) {
             while (chunks.size() <= i) {
@@ -494,7 +573,7 @@ public final class CudaDecoder implements ForwardPass {
             att.ensure(t * qDim * Float.BYTES);
             attAct.ensure(t * qDim * 2);
             lse.ensure((long) t * heads * Float.BYTES);
-            gateUp.ensure(2L * Math.min(t, mlpRows) * ffn * Float.BYTES);
+            gateUp.ensure(2L * Math.min(t, options.mlpRows()) * ffn * Float.BYTES);
             h.ensure((long) t * ffn * CudaLayers.elementBytes(type));
             logits.ensure((long) vocab * Float.BYTES);
         }
@@ -506,6 +585,9 @@ public final class CudaDecoder implements ForwardPass {
                 a.close();
             }
             chunks.forEach(ChunkBuffers::close);
+            if (plan != null) {
+                plan.close();
+            }
         }
     }
 }
