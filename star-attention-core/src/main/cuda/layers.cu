@@ -310,6 +310,13 @@ __device__ __forceinline__ void gemv_store(float (&acc)[GEMV_ROWS], float* __res
     }
 }
 
+// Chunks c0, c0 + 32, ... (GEMV_LOADS of them) of a W row, loaded before any is used; zero past the row's end.
+template <typename V>
+__device__ __forceinline__ void gemv_load_ahead(const V* __restrict__ wrow, int c0, int chunks, V (&wl)[GEMV_LOADS]) {
+#pragma unroll
+    for (int u = 0; u < GEMV_LOADS; u++) wl[u] = c0 + 32 * u < chunks ? __ldg(wrow + c0 + 32 * u) : V{};
+}
+
 extern "C" __global__ void __launch_bounds__(256)
 gemv_bf16(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ W, float* __restrict__ C, int M,
           int N, int K, int accumulate) {
@@ -325,10 +332,7 @@ gemv_bf16(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__
     // the sums still run over c = lane, lane + 32, ... in order
     for (int c0 = lane; c0 < chunks; c0 += 32 * GEMV_LOADS) {
         uint4 wl[GEMV_LOADS];
-#pragma unroll
-        for (int u = 0; u < GEMV_LOADS; u++) {
-            wl[u] = c0 + 32 * u < chunks ? __ldg(wrow + c0 + 32 * u) : make_uint4(0, 0, 0, 0);
-        }
+        gemv_load_ahead(wrow, c0, chunks, wl);
 #pragma unroll
         for (int u = 0; u < GEMV_LOADS; u++) {
             const int c = c0 + 32 * u;
@@ -370,10 +374,7 @@ gemv_f32(const float* __restrict__ A, const float* __restrict__ W, float* __rest
     const int chunks = K / 4;
     for (int c0 = lane; c0 < chunks; c0 += 32 * GEMV_LOADS) {  // as gemv_bf16
         float4 wl[GEMV_LOADS];
-#pragma unroll
-        for (int u = 0; u < GEMV_LOADS; u++) {
-            wl[u] = c0 + 32 * u < chunks ? __ldg(wrow + c0 + 32 * u) : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
+        gemv_load_ahead(wrow, c0, chunks, wl);
 #pragma unroll
         for (int u = 0; u < GEMV_LOADS; u++) {
             const int c = c0 + 32 * u;

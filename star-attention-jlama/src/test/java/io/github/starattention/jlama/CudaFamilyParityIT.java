@@ -58,12 +58,9 @@ class CudaFamilyParityIT {
     @ParameterizedTest
     @FieldSource("FAMILIES")
     void fp32WeightsGiveTransformersTokens(String family) throws IOException {
-        JsonNode reference = Families.reference(family);
-        JsonNode prompt = reference.get("prompt");
-        JsonNode expected = reference.get("model");
-        Path dir = Families.modelFolder(family, tmp.resolve(family));
-        try (StarAttentionModel model = StarAttentionModel.load(dir, WeightFormat.F32, 0)) {
-            PromptSplit split = model.split(prompt.get("system").asText(), prompt.get("user").asText());
+        JsonNode expected = Families.reference(family).get("model");
+        try (StarAttentionModel model = load(family, WeightFormat.F32)) {
+            PromptSplit split = prompt(model, family);
             int[] ctx = split.contextTokens();
             int[] query = split.queryTokens();
             int[] indices = TestData.ints(expected.get("logit_indices"));
@@ -101,10 +98,8 @@ class CudaFamilyParityIT {
     @ParameterizedTest
     @FieldSource("FAMILIES")
     void bf16WeightsStayCloseToTheCpuPass(String family) throws IOException {
-        JsonNode prompt = Families.reference(family).get("prompt");
-        Path dir = Families.modelFolder(family, tmp.resolve(family));
-        try (StarAttentionModel model = StarAttentionModel.load(dir, WeightFormat.BF16, 0)) {
-            PromptSplit split = model.split(prompt.get("system").asText(), prompt.get("user").asText());
+        try (StarAttentionModel model = load(family, WeightFormat.BF16)) {
+            PromptSplit split = prompt(model, family);
             int[] ctx = split.contextTokens();
             int[] query = split.queryTokens();
             float[] gpu = gpuLogits(model, ctx, query, Mode.GLOBAL, 0);
@@ -131,10 +126,8 @@ class CudaFamilyParityIT {
     @ParameterizedTest
     @FieldSource("FAMILIES")
     void mlpSlicesChangeNothing(String family) throws IOException {
-        JsonNode prompt = Families.reference(family).get("prompt");
-        Path dir = Families.modelFolder(family, tmp.resolve(family));
-        try (StarAttentionModel model = StarAttentionModel.load(dir, WeightFormat.F32, 0)) {
-            PromptSplit split = model.split(prompt.get("system").asText(), prompt.get("user").asText());
+        try (StarAttentionModel model = load(family, WeightFormat.F32)) {
+            PromptSplit split = prompt(model, family);
             int[] ctx = split.contextTokens();
             assertThat(ctx.length).as("%s context tokens", family).isGreaterThan(7);
             float[] whole = gpuLogits(model, ctx, split.queryTokens(), Mode.GLOBAL, 0);
@@ -154,10 +147,8 @@ class CudaFamilyParityIT {
     @ParameterizedTest
     @FieldSource("FAMILIES")
     void decodeGraphsGiveTheLogitsOfDirectLaunches(String family) throws IOException {
-        JsonNode prompt = Families.reference(family).get("prompt");
-        Path dir = Families.modelFolder(family, tmp.resolve(family));
-        try (StarAttentionModel model = StarAttentionModel.load(dir, WeightFormat.BF16, 0)) {
-            PromptSplit split = model.split(prompt.get("system").asText(), prompt.get("user").asText());
+        try (StarAttentionModel model = load(family, WeightFormat.BF16)) {
+            PromptSplit split = prompt(model, family);
             int steps = 24;
             long[] launches = new long[2];
             List<float[]> direct = decodeLogits(model, split, steps, false, launches, 0);
@@ -202,6 +193,17 @@ class CudaFamilyParityIT {
                 stores.forEach(KvStore::close);
             }
         }
+    }
+
+    /** The family's random-weight checkpoint, written under the test's folder, loaded with {@code format}. */
+    private StarAttentionModel load(String family, WeightFormat format) throws IOException {
+        return StarAttentionModel.load(Families.modelFolder(family, tmp.resolve(family)), format, 0);
+    }
+
+    /** The family's reference prompt as context and query. */
+    private static PromptSplit prompt(StarAttentionModel model, String family) throws IOException {
+        JsonNode p = Families.reference(family).get("prompt");
+        return model.split(p.get("system").asText(), p.get("user").asText());
     }
 
     /** Logits after the query with the whole model on GPU 0 (phase 1 over the plan's blocks, phase 2 over all). */
