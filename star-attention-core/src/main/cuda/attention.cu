@@ -136,12 +136,7 @@ __device__ __forceinline__ void attn_body(const float* __restrict__ q, const int
     if (ntiles > 0) load_tile(0, 0);
     for (int it = 0; it < ntiles; ++it) {
         const int buf = it & 1;
-        if (it + 1 < ntiles) {
-            load_tile(it + 1, buf ^ 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        load_next_wait_this(it, ntiles, buf, load_tile);
         __syncthreads();
         const int n0 = kBegin + it * BN;
         if (active) {

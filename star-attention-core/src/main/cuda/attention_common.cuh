@@ -93,6 +93,18 @@ __device__ __forceinline__ void load_kv_tile(const T* __restrict__ kh, const T* 
     cp_async_commit();
 }
 
+// Double buffering of key tiles: starts tile it + 1's copies into the other buffer (load(tile, buffer)), if there is a
+// next tile, and waits for tile it's, leaving the newer group in flight.
+template <typename Load>
+__device__ __forceinline__ void load_next_wait_this(int it, int ntiles, int buf, Load load) {
+    if (it + 1 < ntiles) {
+        load(it + 1, buf ^ 1);
+        cp_async_wait<1>();
+    } else {
+        cp_async_wait<0>();
+    }
+}
+
 // Row gr's output, normalized by its softmax sum l, and its natural-log LSE (running max m in base 2). The 4 lanes of a
 // quad t4 = 0..3 each hold columns n * 8 + t4 * 2 (+1) of the D / 8 column tiles: pair(n) gives them unnormalized.
 template <int D, typename Pair>

@@ -73,12 +73,7 @@ __device__ __forceinline__ void attn_wg(const float* __restrict__ q, const int* 
     if (ntiles > 0) load_tile(0, 0);
     for (int it = 0; it < ntiles; ++it) {
         const int buf = it & 1;
-        if (it + 1 < ntiles) {
-            load_tile(it + 1, buf ^ 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        load_next_wait_this(it, ntiles, buf, load_tile);
         // the copies (and the Q tile's stores) must be visible to wgmma, which reads through the async proxy
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         __syncthreads();

@@ -245,15 +245,20 @@ public final class CudaLayers {
      */
     public int argmax(DeviceArray x, int n, DeviceArray scratch) {
         queueArgmax(x, n, scratch);
-        int[] out = new int[1];
-        scratch.download(0, out);
-        return out[0];
+        return readArgmax(scratch);
     }
 
-    /** {@link #argmax} queued: the index lands in {@code scratch} (an int). */
+    /** {@link #argmax} queued: the index lands in {@code scratch} (an int), for {@link #readArgmax}. */
     public void queueArgmax(DeviceArray x, int n, DeviceArray scratch) {
         scratch.ensure(Integer.BYTES);
         launch("argmax_f32", 1, 1024, 0, () -> n + " logits", x.ptr(), n, scratch.ptr());
+    }
+
+    /** The index a {@link #queueArgmax} left in {@code scratch}, once the GPU is done with it (waits). */
+    public int readArgmax(DeviceArray scratch) {
+        int[] out = new int[1];
+        scratch.download(0, out);
+        return out[0];
     }
 
     /** An empty plan for {@link #replay}; {@code what} names the step in errors and logs. */

@@ -401,9 +401,7 @@ public final class CudaDecoder implements ForwardPass {
             return null;
         }
         if (argmaxOnGpu(want)) {
-            int[] index = new int[1];
-            ws.argmax.download(0, index);
-            return Logits.argmaxOnly(index[0]);
+            return Logits.argmaxOnly(gpu.readArgmax(ws.argmax));
         }
         float[] values = new float[vocab];
         ws.logits.download(0, values);
